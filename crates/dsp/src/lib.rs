@@ -1,0 +1,1 @@
+//! hark-dsp: audio signal processing (in progress).
