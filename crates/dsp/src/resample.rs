@@ -1,0 +1,260 @@
+//! Sample-rate conversion with rubato, one cached resampler per rate pair.
+//!
+//! # Conventions
+//! A clip of `n` samples at `from` Hz becomes `ceil(n * to / from)` samples at
+//! `to` Hz (as torchaudio's `Resample`), with the resampler's delay removed so
+//! events keep their times. Rate pairs whose reduced ratio is small (every
+//! common one: 44.1k->16k is 441:160) use rubato's FFT resampler; others, such
+//! as 44101 Hz, fall back to its windowed-sinc resampler.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use rubato::audioadapter_buffers::direct::SequentialSlice;
+use rubato::{
+    Async, Fft, FixedAsync, FixedSync, Resampler, SincInterpolationParameters, WindowFunction,
+};
+
+use crate::error::{check_signal, invalid};
+use crate::{DspError, Result};
+
+/// Reduced input block above which the FFT resampler gets too large and the
+/// sinc resampler is used instead.
+const MAX_FFT_BLOCK: usize = 4096;
+/// Frames per processing chunk: large enough to amortise per-chunk work on
+/// clips of seconds, small enough to keep buffers in cache.
+const CHUNK: usize = 2048;
+
+/// Resamples one mono clip from `from` Hz to `to` Hz. For many clips, keep a
+/// [`ResamplerCache`] instead so the resampler is built once per rate pair.
+///
+/// # Errors
+/// A rate of 0, an empty signal or non-finite samples.
+pub fn resample(signal: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
+    ResamplerCache::new().resample(signal, from, to)
+}
+
+/// Resamplers built on first use for each `(from, to)` pair and reused for
+/// every later clip. It holds mutable state, so give each thread its own.
+#[derive(Default)]
+pub struct ResamplerCache {
+    resamplers: HashMap<(u32, u32), Box<dyn Resampler<f32>>>,
+}
+
+impl fmt::Debug for ResamplerCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResamplerCache")
+            .field("rate_pairs", &self.resamplers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ResamplerCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of rate pairs with a built resampler.
+    pub fn len(&self) -> usize {
+        self.resamplers.len()
+    }
+
+    /// Whether no resampler has been built yet.
+    pub fn is_empty(&self) -> bool {
+        self.resamplers.is_empty()
+    }
+
+    /// Resamples a mono clip; returns a copy when the rates are equal.
+    ///
+    /// # Errors
+    /// A rate of 0, an empty signal or non-finite samples.
+    pub fn resample(&mut self, signal: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
+        if from == 0 {
+            return Err(invalid("from rate", "must be > 0 Hz, got 0"));
+        }
+        if to == 0 {
+            return Err(invalid("to rate", "must be > 0 Hz, got 0"));
+        }
+        check_signal(signal)?;
+        if from == to {
+            return Ok(signal.to_vec());
+        }
+        let resampler = match self.resamplers.entry((from, to)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(build(from, to)?),
+        };
+        let rubato_err = |e: &dyn std::error::Error| DspError::Resample {
+            from,
+            to,
+            reason: e.to_string(),
+        };
+        let input = SequentialSlice::new(signal, 1, signal.len()).map_err(|e| rubato_err(&e))?;
+        let out = resampler
+            .process_all(&input, signal.len(), None)
+            .map_err(|e| rubato_err(&e))?;
+        Ok(out.take_data())
+    }
+
+    /// Resamples each channel of a planar multi-channel clip.
+    ///
+    /// # Errors
+    /// As [`Self::resample`], for the first channel that fails.
+    pub fn resample_channels(
+        &mut self,
+        channels: &[Vec<f32>],
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<Vec<f32>>> {
+        channels
+            .iter()
+            .map(|c| self.resample(c, from, to))
+            .collect()
+    }
+}
+
+fn build(from: u32, to: u32) -> Result<Box<dyn Resampler<f32>>> {
+    let err = |e: rubato::ResamplerConstructionError| DspError::Resample {
+        from,
+        to,
+        reason: e.to_string(),
+    };
+    let gcd = gcd(from, to);
+    if (from / gcd) as usize <= MAX_FFT_BLOCK && (to / gcd) as usize <= MAX_FFT_BLOCK {
+        let fft =
+            Fft::<f32>::new(from as usize, to as usize, CHUNK, 1, FixedSync::Input).map_err(err)?;
+        Ok(Box::new(fft))
+    } else {
+        let params = SincInterpolationParameters::new(256, WindowFunction::BlackmanHarris2);
+        let ratio = to as f64 / from as f64;
+        let sinc = Async::<f32>::new_sinc(ratio, 1.0, &params, CHUNK, 1, FixedAsync::Input)
+            .map_err(err)?;
+        Ok(Box::new(sinc))
+    }
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sine(freq: f64, sr: u32, secs: f64) -> Vec<f32> {
+        let n = (sr as f64 * secs) as usize;
+        (0..n)
+            .map(|i| (2.0 * std::f64::consts::PI * freq * i as f64 / sr as f64).sin() as f32)
+            .collect()
+    }
+
+    fn rms(x: &[f32]) -> f64 {
+        (x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+    }
+
+    /// Frequency of the strongest DFT bin, by a direct DFT over the middle of the clip.
+    fn peak_hz(x: &[f32], sr: u32) -> f64 {
+        let n = 4096.min(x.len());
+        let seg = &x[(x.len() - n) / 2..][..n];
+        (1..n / 2)
+            .map(|k| {
+                let (re, im) = seg
+                    .iter()
+                    .enumerate()
+                    .fold((0.0, 0.0), |(re, im), (i, &v)| {
+                        let a = 2.0 * std::f64::consts::PI * (k * i) as f64 / n as f64;
+                        (re + v as f64 * a.cos(), im - v as f64 * a.sin())
+                    });
+                (k, re * re + im * im)
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(k, _)| k as f64 * sr as f64 / n as f64)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_1khz_sine_keeps_its_frequency_and_rms_from_44k1_to_16k() {
+        let x = sine(1000.0, 44100, 1.0);
+        let y = resample(&x, 44100, 16000).unwrap();
+        assert_eq!(y.len(), 16000);
+        assert!((peak_hz(&y, 16000) - 1000.0).abs() <= 16000.0 / 4096.0);
+        // Edges aside (the clip starts and stops abruptly), the level is kept.
+        let (a, b) = (rms(&x[4410..39690]), rms(&y[1600..14400]));
+        assert!((a - b).abs() / a < 0.01, "rms {a} -> {b}");
+    }
+
+    #[test]
+    fn any_rate_pair_gives_the_expected_length_and_keeps_a_tone() {
+        for (from, to) in [
+            (8000, 22050),
+            (96000, 44100),
+            (11025, 16000),
+            (48000, 16000),
+            (44101, 16000),
+        ] {
+            let x = sine(440.0, from, 0.5);
+            let y = resample(&x, from, to).unwrap();
+            let want = (x.len() as u64 * to as u64).div_ceil(from as u64) as usize;
+            assert_eq!(y.len(), want, "{from} -> {to}");
+            assert!(
+                (peak_hz(&y, to) - 440.0).abs() <= to as f64 / 4096.0,
+                "{from} -> {to}"
+            );
+            let mid = y.len() / 4..3 * y.len() / 4;
+            assert!(
+                (rms(&y[mid]) - 0.5f64.sqrt()).abs() < 0.01,
+                "{from} -> {to}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_delay_is_removed_so_an_onset_keeps_its_time() {
+        let mut x = vec![0.0f32; 44100];
+        x[22050..]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = (i as f32 * 0.06).sin());
+        let y = resample(&x, 44100, 16000).unwrap();
+        let onset = y.iter().position(|v| v.abs() > 0.1).unwrap();
+        assert!((onset as i64 - 8000).abs() <= 8, "onset at {onset}");
+    }
+
+    #[test]
+    fn the_cache_builds_one_resampler_per_pair_and_gives_the_same_output() {
+        let mut cache = ResamplerCache::new();
+        let x = sine(300.0, 22050, 0.3);
+        let first = cache.resample(&x, 22050, 16000).unwrap();
+        let second = cache.resample(&x, 22050, 16000).unwrap();
+        cache.resample(&x, 22050, 8000).unwrap();
+        assert_eq!(first, second, "state is reset between clips");
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.resample(&x, 16000, 16000).unwrap(), x);
+    }
+
+    #[test]
+    fn bad_rates_and_signals_are_errors() {
+        assert_eq!(
+            resample(&[0.0; 10], 0, 16000).unwrap_err().to_string(),
+            "invalid from rate: must be > 0 Hz, got 0"
+        );
+        assert!(resample(&[0.0; 10], 16000, 0).is_err());
+        assert_eq!(
+            resample(&[], 8000, 16000).unwrap_err(),
+            DspError::EmptySignal
+        );
+        assert_eq!(
+            resample(&[0.0, f32::NAN], 8000, 16000).unwrap_err(),
+            DspError::NonFinite { count: 1, len: 2 }
+        );
+    }
+
+    #[test]
+    fn very_short_clips_resample() {
+        let y = resample(&[0.5], 8000, 16000).unwrap();
+        assert_eq!(y.len(), 2);
+    }
+}
