@@ -22,6 +22,7 @@
 //! padding. See each module for the conventions it follows.
 #![warn(missing_docs)]
 
+mod augment;
 mod db;
 mod error;
 mod mel;
@@ -30,9 +31,14 @@ mod mfcc;
 mod resample;
 mod spectrogram;
 mod stft;
+mod stretch;
 mod wave;
 mod window;
 
+pub use augment::{
+    MaskFill, MaskParam, SpecAugmentConfig, add_noise, add_noise_snr, random_crop, spec_augment,
+    standard_normal, time_shift,
+};
 pub use db::{DbConfig, amplitude_to_db, db_to_amplitude, db_to_power, power_to_db};
 pub use error::{DspError, Result};
 pub use mel::{MelConfig, MelFilterbank, MelNorm, MelScale, hz_to_mel, mel_to_hz};
@@ -42,6 +48,7 @@ pub use realfft::num_complex::Complex32;
 pub use resample::{ResamplerCache, resample};
 pub use spectrogram::Spectrogram;
 pub use stft::{PadMode, StftConfig, StftPlan, StftScratch};
+pub use stretch::phase_vocoder;
 pub use wave::{
     Placement, Tail, chunk_ranges, chunks, deinterleave, fix_length, fix_length_into, mix_down,
     mix_down_interleaved, to_channels,

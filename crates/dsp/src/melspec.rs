@@ -283,7 +283,8 @@ impl LogMelSpectrogram {
     /// As [`Self::process_into`].
     pub fn process(&self, signal: &[f32]) -> Result<Spectrogram> {
         let mut out = self.mel.process(signal)?;
-        self.db.convert_in_place(out.as_mut_slice(), self.multiplier);
+        self.db
+            .convert_in_place(out.as_mut_slice(), self.multiplier);
         Ok(out)
     }
 
