@@ -74,6 +74,9 @@ pub fn mel_to_hz(mel: f64, scale: MelScale) -> f64 {
     }
 }
 
+/// Frames whose mel bands [`MelFilterbank::apply_block`] computes together.
+pub(crate) const BLOCK: usize = 8;
+
 /// `torch.linspace(start, end, steps)` in float32, bit for bit: the first half
 /// counts up from `start`, the second down from `end`, each point one fused
 /// multiply-add of a float32 step (as torch's CPU kernel compiles).
@@ -282,10 +285,31 @@ impl MelFilterbank {
 
     /// Energy of band `m` in a spectrum frame of `n_freqs` values.
     #[inline]
-    pub(crate) fn band(&self, m: usize, spectrum: &[f32]) -> f32 {
+    fn band(&self, m: usize, spectrum: &[f32]) -> f32 {
         let w = &self.weights[self.offsets[m]..self.offsets[m + 1]];
-        let s = &spectrum[self.starts[m]..self.starts[m] + w.len()];
-        w.iter().zip(s).map(|(a, b)| a * b).sum()
+        w.iter()
+            .zip(&spectrum[self.starts[m]..])
+            .map(|(a, b)| a * b)
+            .sum()
+    }
+
+    /// Mel bands of a block of `width <= BLOCK` frames held bin-major
+    /// (`block[k * BLOCK + b]`), written to columns `t0..t0 + width` of the
+    /// row-major `[n_mels, frames]` output. Each weight multiplies a
+    /// contiguous run of frames, so the inner loop is a vector multiply-add.
+    pub(crate) fn apply_block(&self, block: &[f32], width: usize, out: &mut [f32], t0: usize) {
+        let frames = out.len() / self.n_mels();
+        for m in 0..self.n_mels() {
+            let w = &self.weights[self.offsets[m]..self.offsets[m + 1]];
+            let cols = block[self.starts[m] * BLOCK..].chunks_exact(BLOCK);
+            let mut acc = [0.0f32; BLOCK];
+            for (&wk, col) in w.iter().zip(cols) {
+                for (a, &p) in acc.iter_mut().zip(col) {
+                    *a += wk * p;
+                }
+            }
+            out[m * frames + t0..][..width].copy_from_slice(&acc[..width]);
+        }
     }
 
     /// Applies the filterbank to a `[n_freqs, frames]` spectrogram, giving `[n_mels, frames]`.

@@ -109,8 +109,12 @@ impl MelSpectrogramConfig {
 #[derive(Debug, Clone)]
 pub struct MelScratch {
     stft: StftScratch,
-    spectrum: Vec<f32>,
+    /// Power spectra of up to [`BLOCK`] frames, bin-major: `block[k * BLOCK + b]`.
+    block: Vec<f32>,
 }
+
+/// Frames whose mel bands are computed together.
+const BLOCK: usize = crate::mel::BLOCK;
 
 /// A planned mel spectrogram: STFT plan and sparse filterbank built once.
 /// `Send + Sync`; give each thread its own [`MelScratch`].
@@ -163,7 +167,7 @@ impl MelSpectrogram {
     pub fn make_scratch(&self) -> MelScratch {
         MelScratch {
             stft: self.stft.make_scratch(),
-            spectrum: vec![0.0; self.stft.n_freqs()],
+            block: vec![0.0; self.stft.n_freqs() * BLOCK],
         }
     }
 
@@ -184,15 +188,23 @@ impl MelSpectrogram {
         if out.len() != self.n_mels() * frames {
             buffer_len_mismatch("mel output", self.n_mels() * frames, out.len());
         }
-        let MelScratch { stft, spectrum } = scratch;
-        self.stft.for_each_frame(signal, stft, |t, bins| {
-            for (p, &c) in spectrum.iter_mut().zip(bins) {
-                *p = self.power.apply(c);
-            }
-            for m in 0..self.filterbank.n_mels() {
-                out[m * frames + t] = self.filterbank.band(m, spectrum);
-            }
-        });
+        let MelScratch { stft, block } = scratch;
+        let mut filled = 0;
+        self.stft
+            .for_each_power_frame(signal, self.power, stft, |t, bins| {
+                // A local copy of the counter: through the closure's capture it would
+                // be reloaded after every store. The mask drops the bounds check.
+                let b = filled & (BLOCK - 1);
+                for (col, &p) in block.chunks_exact_mut(BLOCK).zip(bins) {
+                    col[b] = p;
+                }
+                filled += 1;
+                if filled == BLOCK || t + 1 == frames {
+                    self.filterbank
+                        .apply_block(block, filled, out, t + 1 - filled);
+                    filled = 0;
+                }
+            });
         Ok(frames)
     }
 

@@ -11,12 +11,17 @@
 //! - Scaling: none (the forward DFT sum), or divided by `sqrt(sum(window^2))`
 //!   with `normalized` (torchaudio's `normalized=True`).
 //! - Output: bins `0..=n_fft / 2`, row-major `[n_freqs, n_frames]`.
+//!
+//! # Speed
+//! Two real frames go through one complex FFT of `n_fft` points (frame `t`
+//! as the real part, `t + 1` as the imaginary part) and are separated by the
+//! DFT's conjugate symmetry, which costs less than a real-FFT's twiddle pass.
 
 use std::fmt;
 use std::sync::Arc;
 
-use realfft::num_complex::Complex32;
-use realfft::{RealFftPlanner, RealToComplex};
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftPlanner};
 #[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
 
@@ -77,9 +82,15 @@ impl Default for StftConfig {
 /// Reusable buffers for one thread of STFT work; make one with [`StftPlan::make_scratch`].
 #[derive(Debug, Clone)]
 pub struct StftScratch {
-    frame: Vec<f32>,
-    spectrum: Vec<Complex32>,
+    /// The packed pair of frames, transformed in place.
+    buf: Vec<Complex32>,
     fft: Vec<Complex32>,
+    /// Padded samples of edge frames, before windowing.
+    edge: [Vec<f32>; 2],
+    /// Separated spectra of the two frames.
+    spectra: [Vec<Complex32>; 2],
+    /// `|X|^power` of the two frames, `2 * n_freqs`.
+    power: Vec<f32>,
 }
 
 /// A planned STFT: window, FFT plan and framing built once, used for any number
@@ -92,7 +103,7 @@ pub struct StftPlan {
     center: bool,
     pad_mode: PadMode,
     window: Vec<f32>,
-    fft: Arc<dyn RealToComplex<f32>>,
+    fft: Arc<dyn Fft<f32>>,
 }
 
 impl fmt::Debug for StftPlan {
@@ -133,7 +144,7 @@ impl StftPlan {
             let norm = window.iter().map(|w| w * w).sum::<f32>().sqrt();
             window.iter_mut().for_each(|w| *w /= norm);
         }
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
+        let fft = FftPlanner::<f32>::new().plan_fft_forward(n_fft);
         Ok(Self {
             n_fft,
             hop_length,
@@ -175,11 +186,13 @@ impl StftPlan {
 
     /// Allocates the buffers [`Self::power_into`] and friends work in.
     pub fn make_scratch(&self) -> StftScratch {
-        let n_freqs = self.n_freqs();
+        let spectrum = vec![Complex32::default(); self.n_freqs()];
         StftScratch {
-            frame: vec![0.0; self.n_fft],
-            spectrum: vec![Complex32::default(); n_freqs],
-            fft: vec![Complex32::default(); self.fft.get_scratch_len()],
+            buf: vec![Complex32::default(); self.n_fft],
+            fft: vec![Complex32::default(); self.fft.get_inplace_scratch_len()],
+            edge: [vec![0.0; self.n_fft], vec![0.0; self.n_fft]],
+            spectra: [spectrum.clone(), spectrum],
+            power: vec![0.0; 2 * self.n_freqs()],
         }
     }
 
@@ -195,7 +208,34 @@ impl StftPlan {
         }
     }
 
-    /// Runs the STFT of a validated signal and hands each frame's spectrum to `f`.
+    /// Transforms frames `t` and `t + 1` (if `pair`) of a validated signal
+    /// in one complex FFT, leaving `z = fft(a + ib)` in `scratch.buf`.
+    fn transform_pair(&self, signal: &[f32], t: usize, pair: bool, scratch: &mut StftScratch) {
+        let StftScratch { buf, fft, edge, .. } = scratch;
+        let [edge_a, edge_b] = edge;
+        let a = self.frame_samples(signal, t, edge_a);
+        if pair {
+            let b = self.frame_samples(signal, t + 1, edge_b);
+            for (((o, &x), &y), &w) in buf.iter_mut().zip(a).zip(b).zip(&self.window) {
+                *o = Complex32::new(x * w, y * w);
+            }
+        } else {
+            for ((o, &x), &w) in buf.iter_mut().zip(a).zip(&self.window) {
+                *o = Complex32::new(x * w, 0.0);
+            }
+        }
+        self.fft.process_with_scratch(buf, fft);
+    }
+
+    /// Checks that `scratch` was made by a plan of this size.
+    fn check_scratch(&self, scratch: &StftScratch) {
+        if scratch.buf.len() != self.n_fft {
+            buffer_len_mismatch("stft scratch", self.n_fft, scratch.buf.len());
+        }
+    }
+
+    /// Runs the STFT of a validated signal and hands each frame's spectrum to
+    /// `f`, in frame order.
     ///
     /// # Panics
     /// If `scratch` was made by a plan of another size.
@@ -205,29 +245,89 @@ impl StftPlan {
         scratch: &mut StftScratch,
         mut f: impl FnMut(usize, &[Complex32]),
     ) {
-        if scratch.frame.len() != self.n_fft {
-            buffer_len_mismatch("stft scratch frame", self.n_fft, scratch.frame.len());
-        }
-        let pad = if self.center { self.n_fft / 2 } else { 0 };
-        let len = signal.len();
-        for t in 0..self.n_frames(len) {
-            // Position of the frame's first sample in the unpadded signal.
-            let start = (t * self.hop_length) as isize - pad as isize;
-            if start >= 0 && start as usize + self.n_fft <= len {
-                let src = &signal[start as usize..start as usize + self.n_fft];
-                for ((o, &x), &w) in scratch.frame.iter_mut().zip(src).zip(&self.window) {
-                    *o = x * w;
-                }
-            } else {
-                for (i, (o, &w)) in scratch.frame.iter_mut().zip(&self.window).enumerate() {
-                    *o = w * self.padded_sample(signal, start + i as isize);
-                }
+        self.check_scratch(scratch);
+        let frames = self.n_frames(signal.len());
+        for t in (0..frames).step_by(2) {
+            let pair = t + 1 < frames;
+            self.transform_pair(signal, t, pair, scratch);
+            let StftScratch { buf, spectra, .. } = scratch;
+            let [spec_a, spec_b] = spectra;
+            // With z = fft(a + ib): A[k] = (z[k] + conj z[n-k]) / 2 and
+            // B[k] = (z[k] - conj z[n-k]) / 2i.
+            let (z0, rest) = buf.split_first().expect("n_fft > 0");
+            spec_a[0] = Complex32::new(z0.re, 0.0);
+            spec_b[0] = Complex32::new(z0.im, 0.0);
+            let mirrored = rest.iter().rev();
+            for (((sa, sb), &u), &v) in spec_a[1..]
+                .iter_mut()
+                .zip(&mut spec_b[1..])
+                .zip(rest)
+                .zip(mirrored)
+            {
+                *sa = Complex32::new(0.5 * (u.re + v.re), 0.5 * (u.im - v.im));
+                *sb = Complex32::new(0.5 * (u.im + v.im), 0.5 * (v.re - u.re));
             }
-            self.fft
-                .process_with_scratch(&mut scratch.frame, &mut scratch.spectrum, &mut scratch.fft)
-                .expect("buffer sizes come from the plan");
-            f(t, &scratch.spectrum);
+            f(t, spec_a);
+            if pair {
+                f(t + 1, spec_b);
+            }
         }
+    }
+
+    /// Runs the STFT of a validated signal and hands each frame's
+    /// `|X|^power` to `f`, in frame order; the separation of each frame pair
+    /// and the squared magnitude are one pass.
+    ///
+    /// # Panics
+    /// If `scratch` was made by a plan of another size.
+    pub(crate) fn for_each_power_frame(
+        &self,
+        signal: &[f32],
+        power: Power,
+        scratch: &mut StftScratch,
+        mut f: impl FnMut(usize, &[f32]),
+    ) {
+        self.check_scratch(scratch);
+        let mut power_frames = std::mem::take(&mut scratch.power);
+        let (pa, pb) = power_frames.split_at_mut(self.n_freqs());
+        let frames = self.n_frames(signal.len());
+        for t in (0..frames).step_by(2) {
+            let pair = t + 1 < frames;
+            self.transform_pair(signal, t, pair, scratch);
+            let (z0, rest) = scratch.buf.split_first().expect("n_fft > 0");
+            pa[0] = z0.re * z0.re;
+            pb[0] = z0.im * z0.im;
+            // |A[k]|^2 = |z[k] + conj z[n-k]|^2 / 4, |B[k]|^2 = |z[k] - conj z[n-k]|^2 / 4.
+            let mirrored = rest.iter().rev();
+            for (((ea, eb), &u), &v) in pa[1..].iter_mut().zip(&mut pb[1..]).zip(rest).zip(mirrored)
+            {
+                let (sr, di) = (u.re + v.re, u.im - v.im);
+                let (si, dr) = (u.im + v.im, u.re - v.re);
+                *ea = 0.25 * (sr * sr + di * di);
+                *eb = 0.25 * (si * si + dr * dr);
+            }
+            power.from_energy(pa);
+            f(t, pa);
+            if pair {
+                power.from_energy(pb);
+                f(t + 1, pb);
+            }
+        }
+        scratch.power = power_frames;
+    }
+
+    /// The `n_fft` unwindowed samples of frame `t`: a slice of the signal, or,
+    /// for frames that reach into the padding, `edge` filled through it.
+    fn frame_samples<'a>(&self, signal: &'a [f32], t: usize, edge: &'a mut [f32]) -> &'a [f32] {
+        let pad = if self.center { self.n_fft / 2 } else { 0 };
+        let start = (t * self.hop_length) as isize - pad as isize;
+        if start >= 0 && start as usize + self.n_fft <= signal.len() {
+            return &signal[start as usize..start as usize + self.n_fft];
+        }
+        for (i, o) in edge.iter_mut().enumerate() {
+            *o = self.padded_sample(signal, start + i as isize);
+        }
+        edge
     }
 
     /// The sample at `index` of the signal extended by the plan's pad mode.
@@ -301,9 +401,9 @@ impl StftPlan {
         let power = Power::new(power)?;
         let frames = self.validate(signal)?;
         check_out_len(out.len(), self.n_freqs() * frames);
-        self.for_each_frame(signal, scratch, |t, spectrum| {
-            for (k, &c) in spectrum.iter().enumerate() {
-                out[k * frames + t] = power.apply(c);
+        self.for_each_power_frame(signal, power, scratch, |t, bins| {
+            for (k, &p) in bins.iter().enumerate() {
+                out[k * frames + t] = p;
             }
         });
         Ok(())
@@ -345,14 +445,13 @@ impl Power {
         })
     }
 
-    /// `|c|^power`.
+    /// Turns squared magnitudes into `|X|^power` in place.
     #[inline]
-    pub(crate) fn apply(self, c: Complex32) -> f32 {
-        let energy = c.re * c.re + c.im * c.im;
+    pub(crate) fn from_energy(self, energy: &mut [f32]) {
         match self {
-            Self::Energy => energy,
-            Self::Magnitude => energy.sqrt(),
-            Self::Other(half) => energy.powf(half),
+            Self::Energy => {}
+            Self::Magnitude => energy.iter_mut().for_each(|e| *e = e.sqrt()),
+            Self::Other(half) => energy.iter_mut().for_each(|e| *e = e.powf(half)),
         }
     }
 }
