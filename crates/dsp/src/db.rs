@@ -63,6 +63,7 @@ impl DbConfig {
     }
 
     /// Converts values in place with the given multiplier (10 power, 20 amplitude).
+    #[inline(always)]
     pub(crate) fn convert_in_place(&self, values: &mut [f32], multiplier: f32) {
         let amin = self.amin;
         let offset = multiplier * self.ref_value.max(amin).log10();
@@ -90,6 +91,7 @@ impl DbConfig {
 }
 
 /// Largest value, with eight running maxima so the loop vectorises.
+#[inline(always)]
 fn max(values: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = values.chunks_exact(8);
@@ -109,7 +111,7 @@ fn max(values: &[f32]) -> f32 {
 /// Natural logarithm of a positive normal `f32`, within about 2 ulp of libm's
 /// (Cephes `logf`), written without branches so loops over it vectorise. Plain
 /// multiply-adds, not `mul_add`, which is a library call without target FMA.
-#[inline]
+#[inline(always)]
 fn ln_normal(x: f32) -> f32 {
     const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
     let bits = x.to_bits();
@@ -129,7 +131,7 @@ fn ln_normal(x: f32) -> f32 {
     let p = p * f + -1.666_805_8e-1;
     let p = p * f + 2.000_071_5e-1;
     let p = p * f + -2.499_999_4e-1;
-    let p = p * f + 3.333_333_1e-1;
+    let p = p * f + 0.333_333_3;
     let y = p * f * z - 2.121_944_4e-4 * e - 0.5 * z;
     f + y + 0.693_359_4 * e
 }

@@ -72,9 +72,16 @@ pub(crate) fn check_signal(signal: &[f32]) -> Result<()> {
     if signal.is_empty() {
         return Err(DspError::EmptySignal);
     }
-    // `sum` of a flag vectorises well and is cheaper than an early-exit loop
-    // on the common all-finite path.
-    let count = signal.iter().filter(|v| !v.is_finite()).count();
+    // An all-ones exponent marks infinity and NaN. Summing u32 flags per
+    // chunk vectorises; counting with `filter(..).count()` does not.
+    let count: usize = signal
+        .chunks(1 << 30)
+        .map(|c| {
+            c.iter()
+                .map(|v| u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000))
+                .sum::<u32>() as usize
+        })
+        .sum();
     if count > 0 {
         return Err(DspError::NonFinite {
             count,

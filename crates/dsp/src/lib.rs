@@ -29,6 +29,7 @@ mod mel;
 mod melspec;
 mod mfcc;
 mod resample;
+mod simd;
 mod spectrogram;
 mod stft;
 mod stretch;

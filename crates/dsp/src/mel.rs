@@ -297,6 +297,7 @@ impl MelFilterbank {
     /// (`block[k * BLOCK + b]`), written to columns `t0..t0 + width` of the
     /// row-major `[n_mels, frames]` output. Each weight multiplies a
     /// contiguous run of frames, so the inner loop is a vector multiply-add.
+    #[inline(always)]
     pub(crate) fn apply_block(&self, block: &[f32], width: usize, out: &mut [f32], t0: usize) {
         let frames = out.len() / self.n_mels();
         for m in 0..self.n_mels() {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::buffer_len_mismatch;
 use crate::mel::{MelConfig, MelFilterbank, MelNorm, MelScale};
+use crate::simd::Kernel;
 use crate::stft::{PadMode, Power, StftConfig, StftPlan, StftScratch};
 use crate::window::WindowKind;
 use crate::{DbConfig, Result, Spectrogram};
@@ -188,24 +189,34 @@ impl MelSpectrogram {
         if out.len() != self.n_mels() * frames {
             buffer_len_mismatch("mel output", self.n_mels() * frames, out.len());
         }
-        let MelScratch { stft, block } = scratch;
-        let mut filled = 0;
-        self.stft
-            .for_each_power_frame(signal, self.power, stft, |t, bins| {
-                // A local copy of the counter: through the closure's capture it would
-                // be reloaded after every store. The mask drops the bounds check.
-                let b = filled & (BLOCK - 1);
-                for (col, &p) in block.chunks_exact_mut(BLOCK).zip(bins) {
-                    col[b] = p;
-                }
-                filled += 1;
-                if filled == BLOCK || t + 1 == frames {
-                    self.filterbank
-                        .apply_block(block, filled, out, t + 1 - filled);
-                    filled = 0;
-                }
-            });
+        crate::simd::dispatch(FillMel {
+            plan: self,
+            signal,
+            frames,
+            out,
+            scratch,
+        });
         Ok(frames)
+    }
+
+    /// The body of [`Self::process_into`] for a validated signal of `frames` frames.
+    #[inline(always)]
+    fn fill(&self, signal: &[f32], frames: usize, out: &mut [f32], scratch: &mut MelScratch) {
+        let MelScratch { stft, block } = scratch;
+        for t in (0..frames).step_by(2) {
+            let pair = t + 1 < frames;
+            // Pairs start at even frames and BLOCK is even, so a pair never
+            // straddles two blocks.
+            let b = t % BLOCK;
+            let cols = (BLOCK, b);
+            self.stft
+                .power_pair_into(signal, t, self.power, stft, block, cols);
+            let done = t + 1 + pair as usize;
+            if done.is_multiple_of(BLOCK) || done == frames {
+                let t0 = t - b;
+                self.filterbank.apply_block(block, done - t0, out, t0);
+            }
+        }
     }
 
     /// Mel spectrogram, allocating its output. See [`Self::process_into`].
@@ -213,10 +224,42 @@ impl MelSpectrogram {
     /// # Errors
     /// As [`Self::process_into`].
     pub fn process(&self, signal: &[f32]) -> Result<Spectrogram> {
-        let frames = self.stft.validate(signal)?;
-        let mut out = vec![0.0; self.n_mels() * frames];
-        self.process_into(signal, &mut out, &mut self.make_scratch())?;
+        // Sized before validation, which `process_into` does; a signal that
+        // fails it never reaches the length check.
+        let mut out = vec![0.0; self.output_len(signal.len())];
+        let frames = self.process_into(signal, &mut out, &mut self.make_scratch())?;
         Ok(Spectrogram::from_vec(out, self.n_mels(), frames))
+    }
+}
+
+/// [`MelSpectrogram::fill`] as a [`Kernel`].
+struct FillMel<'a> {
+    plan: &'a MelSpectrogram,
+    signal: &'a [f32],
+    frames: usize,
+    out: &'a mut [f32],
+    scratch: &'a mut MelScratch,
+}
+
+impl Kernel for FillMel<'_> {
+    #[inline(always)]
+    fn run(self) {
+        self.plan
+            .fill(self.signal, self.frames, self.out, self.scratch);
+    }
+}
+
+/// [`DbConfig::convert_in_place`] as a [`Kernel`].
+struct ToDb<'a> {
+    db: &'a DbConfig,
+    multiplier: f32,
+    values: &'a mut [f32],
+}
+
+impl Kernel for ToDb<'_> {
+    #[inline(always)]
+    fn run(self) {
+        self.db.convert_in_place(self.values, self.multiplier);
     }
 }
 
@@ -270,6 +313,14 @@ impl LogMelSpectrogram {
         self.mel.make_scratch()
     }
 
+    fn to_db(&self, values: &mut [f32]) {
+        crate::simd::dispatch(ToDb {
+            db: &self.db,
+            multiplier: self.multiplier,
+            values,
+        });
+    }
+
     /// Log-mel spectrogram in dB into `out`, row-major `[n_mels, n_frames]`;
     /// returns the frame count. Allocation-free.
     ///
@@ -285,7 +336,7 @@ impl LogMelSpectrogram {
         scratch: &mut MelScratch,
     ) -> Result<usize> {
         let frames = self.mel.process_into(signal, out, scratch)?;
-        self.db.convert_in_place(out, self.multiplier);
+        self.to_db(out);
         Ok(frames)
     }
 
@@ -310,9 +361,8 @@ impl LogMelSpectrogram {
             .map_init(
                 || self.make_scratch(),
                 |scratch, clip| {
-                    let frames = self.mel.stft.validate(clip)?;
-                    let mut out = vec![0.0; self.n_mels() * frames];
-                    self.process_into(clip, &mut out, scratch)?;
+                    let mut out = vec![0.0; self.output_len(clip.len())];
+                    let frames = self.process_into(clip, &mut out, scratch)?;
                     Ok(Spectrogram::from_vec(out, self.n_mels(), frames))
                 },
             )
@@ -396,6 +446,41 @@ mod tests {
         assert_eq!(out[2], Err(crate::DspError::EmptySignal));
         for (clip, got) in refs.iter().zip(&out).filter(|(c, _)| !c.is_empty()) {
             assert_eq!(got.as_ref().unwrap(), &logmel.process(clip).unwrap());
+        }
+    }
+
+    #[test]
+    fn the_baseline_kernels_equal_the_dispatched_ones() {
+        // CI machines take the AVX2 path; this runs the x86-64 baseline code too.
+        let cfg = MelSpectrogramConfig {
+            n_fft: 512,
+            n_mels: 40,
+            power: 1.0,
+            ..Default::default()
+        };
+        let logmel = LogMelSpectrogram::new(&cfg, &DbConfig::default()).unwrap();
+        let x = sine(523.0, 16000, 7001);
+        let dispatched = logmel.process(&x).unwrap();
+        let frames = logmel.n_frames(x.len());
+        let mut baseline = vec![0.0; logmel.output_len(x.len())];
+        let plan = &logmel.mel;
+        let scratch = &mut plan.make_scratch();
+        FillMel {
+            plan,
+            signal: &x,
+            frames,
+            out: &mut baseline,
+            scratch,
+        }
+        .run();
+        ToDb {
+            db: &logmel.db,
+            multiplier: logmel.multiplier,
+            values: &mut baseline,
+        }
+        .run();
+        for (a, b) in dispatched.as_slice().iter().zip(&baseline) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
     }
 

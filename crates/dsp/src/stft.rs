@@ -210,6 +210,7 @@ impl StftPlan {
 
     /// Transforms frames `t` and `t + 1` (if `pair`) of a validated signal
     /// in one complex FFT, leaving `z = fft(a + ib)` in `scratch.buf`.
+    #[inline(always)]
     fn transform_pair(&self, signal: &[f32], t: usize, pair: bool, scratch: &mut StftScratch) {
         let StftScratch { buf, fft, edge, .. } = scratch;
         let [edge_a, edge_b] = edge;
@@ -274,46 +275,44 @@ impl StftPlan {
         }
     }
 
-    /// Runs the STFT of a validated signal and hands each frame's
-    /// `|X|^power` to `f`, in frame order; the separation of each frame pair
-    /// and the squared magnitude are one pass.
+    /// Transforms frames `t` and `t + 1` (if there is one) of a validated
+    /// signal and writes their `|X|^power` to `out[k * stride + col]` and
+    /// `out[k * stride + col + 1]`.
     ///
     /// # Panics
-    /// If `scratch` was made by a plan of another size.
-    pub(crate) fn for_each_power_frame(
+    /// If `scratch` was made by a plan of another size, or `out` is too short.
+    #[inline(always)]
+    pub(crate) fn power_pair_into(
         &self,
         signal: &[f32],
+        t: usize,
         power: Power,
         scratch: &mut StftScratch,
-        mut f: impl FnMut(usize, &[f32]),
+        out: &mut [f32],
+        (stride, col): (usize, usize),
     ) {
         self.check_scratch(scratch);
-        let mut power_frames = std::mem::take(&mut scratch.power);
-        let (pa, pb) = power_frames.split_at_mut(self.n_freqs());
-        let frames = self.n_frames(signal.len());
-        for t in (0..frames).step_by(2) {
-            let pair = t + 1 < frames;
-            self.transform_pair(signal, t, pair, scratch);
-            let (z0, rest) = scratch.buf.split_first().expect("n_fft > 0");
-            pa[0] = z0.re * z0.re;
-            pb[0] = z0.im * z0.im;
-            // |A[k]|^2 = |z[k] + conj z[n-k]|^2 / 4, |B[k]|^2 = |z[k] - conj z[n-k]|^2 / 4.
-            let mirrored = rest.iter().rev();
-            for (((ea, eb), &u), &v) in pa[1..].iter_mut().zip(&mut pb[1..]).zip(rest).zip(mirrored)
-            {
-                let (sr, di) = (u.re + v.re, u.im - v.im);
-                let (si, dr) = (u.im + v.im, u.re - v.re);
-                *ea = 0.25 * (sr * sr + di * di);
-                *eb = 0.25 * (si * si + dr * dr);
-            }
-            power.from_energy(pa);
-            f(t, pa);
-            if pair {
-                power.from_energy(pb);
-                f(t + 1, pb);
-            }
+        let pair = t + 1 < self.n_frames(signal.len());
+        self.transform_pair(signal, t, pair, scratch);
+        let (pa, pb) = scratch.power.split_at_mut(self.n_freqs());
+        let (z0, rest) = scratch.buf.split_first().expect("n_fft > 0");
+        pa[0] = z0.re * z0.re;
+        pb[0] = z0.im * z0.im;
+        // With z = fft(a + ib): |A[k]|^2 = |z[k] + conj z[n-k]|^2 / 4 and
+        // |B[k]|^2 = |z[k] - conj z[n-k]|^2 / 4.
+        let mirrored = rest.iter().rev();
+        for (((ea, eb), &u), &v) in pa[1..].iter_mut().zip(&mut pb[1..]).zip(rest).zip(mirrored) {
+            let (sr, di) = (u.re + v.re, u.im - v.im);
+            let (si, dr) = (u.im + v.im, u.re - v.re);
+            *ea = 0.25 * (sr * sr + di * di);
+            *eb = 0.25 * (si * si + dr * dr);
         }
-        scratch.power = power_frames;
+        let rows = out[col..].chunks_mut(stride);
+        match power {
+            Power::Energy => store_pair(pa, pb, pair, rows, |e| e),
+            Power::Magnitude => store_pair(pa, pb, pair, rows, f32::sqrt),
+            Power::Other(half) => store_pair(pa, pb, pair, rows, |e| e.powf(half)),
+        }
     }
 
     /// The `n_fft` unwindowed samples of frame `t`: a slice of the signal, or,
@@ -377,7 +376,8 @@ impl StftPlan {
     /// # Errors
     /// As [`Self::complex_into`].
     pub fn complex(&self, signal: &[f32]) -> Result<Spectrogram<Complex32>> {
-        let frames = self.validate(signal)?;
+        // Sized before validation, which `complex_into` does first.
+        let frames = self.n_frames(signal.len());
         let mut out = vec![Complex32::default(); self.n_freqs() * frames];
         self.complex_into(signal, &mut out, &mut self.make_scratch())?;
         Ok(Spectrogram::from_vec(out, self.n_freqs(), frames))
@@ -401,11 +401,9 @@ impl StftPlan {
         let power = Power::new(power)?;
         let frames = self.validate(signal)?;
         check_out_len(out.len(), self.n_freqs() * frames);
-        self.for_each_power_frame(signal, power, scratch, |t, bins| {
-            for (k, &p) in bins.iter().enumerate() {
-                out[k * frames + t] = p;
-            }
-        });
+        for t in (0..frames).step_by(2) {
+            self.power_pair_into(signal, t, power, scratch, out, (frames, t));
+        }
         Ok(())
     }
 
@@ -414,7 +412,8 @@ impl StftPlan {
     /// # Errors
     /// As [`Self::power_into`].
     pub fn power(&self, signal: &[f32], power: f32) -> Result<Spectrogram> {
-        let frames = self.validate(signal)?;
+        // Sized before validation, which `power_into` does first.
+        let frames = self.n_frames(signal.len());
         let mut out = vec![0.0; self.n_freqs() * frames];
         self.power_into(signal, power, &mut out, &mut self.make_scratch())?;
         Ok(Spectrogram::from_vec(out, self.n_freqs(), frames))
@@ -444,14 +443,24 @@ impl Power {
             p => Self::Other(p / 2.0),
         })
     }
+}
 
-    /// Turns squared magnitudes into `|X|^power` in place.
-    #[inline]
-    pub(crate) fn from_energy(self, energy: &mut [f32]) {
-        match self {
-            Self::Energy => {}
-            Self::Magnitude => energy.iter_mut().for_each(|e| *e = e.sqrt()),
-            Self::Other(half) => energy.iter_mut().for_each(|e| *e = e.powf(half)),
+/// Stores `pow(a[k])` (and `pow(b[k])` for a pair) at the start of row `k`.
+#[inline(always)]
+fn store_pair<'a>(
+    a: &[f32],
+    b: &[f32],
+    pair: bool,
+    rows: impl Iterator<Item = &'a mut [f32]>,
+    pow: impl Fn(f32) -> f32,
+) {
+    if pair {
+        for ((row, &x), &y) in rows.zip(a).zip(b) {
+            row[..2].copy_from_slice(&[pow(x), pow(y)]);
+        }
+    } else {
+        for (row, &x) in rows.zip(a) {
+            row[0] = pow(x);
         }
     }
 }
