@@ -15,10 +15,16 @@ pub fn data_path(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Reads a `.npy` from `tests/data`; see [`read_npy_path`].
+pub fn read_npy(name: &str) -> Npy {
+    read_npy_path(&data_path(name))
+}
+
 /// Reads a little-endian float32 `.npy` (format 1.0 or 2.0), transposing
 /// Fortran-ordered 2-D arrays into row-major order.
-pub fn read_npy(name: &str) -> Npy {
-    let bytes = std::fs::read(data_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+pub fn read_npy_path(path: &Path) -> Npy {
+    let name = path.display();
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(&bytes[..6], b"\x93NUMPY", "{name}: not an npy file");
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
