@@ -21,9 +21,12 @@ use crate::{DspError, Result};
 /// Reduced input block above which the FFT resampler gets too large and the
 /// sinc resampler is used instead.
 const MAX_FFT_BLOCK: usize = 4096;
-/// Frames per processing chunk: large enough to amortise per-chunk work on
-/// clips of seconds, small enough to keep buffers in cache.
-const CHUNK: usize = 2048;
+/// Smallest FFT sub-chunk, in frames of the larger side.
+const SUB_CHUNK: usize = 512;
+/// FFT sub-chunks per processing chunk.
+const SUB_CHUNKS: usize = 4;
+/// Frames per chunk of the sinc resampler.
+const SINC_CHUNK: usize = 2048;
 
 /// Resamples one mono clip from `from` Hz to `to` Hz. For many clips, keep a
 /// [`ResamplerCache`] instead so the resampler is built once per rate pair.
@@ -120,14 +123,29 @@ fn build(from: u32, to: u32) -> Result<Box<dyn Resampler<f32>>> {
         reason: e.to_string(),
     };
     let gcd = gcd(from, to);
-    if (from / gcd) as usize <= MAX_FFT_BLOCK && (to / gcd) as usize <= MAX_FFT_BLOCK {
-        let fft =
-            Fft::<f32>::new(from as usize, to as usize, CHUNK, 1, FixedSync::Input).map_err(err)?;
+    let (block_in, block_out) = ((from / gcd) as usize, (to / gcd) as usize);
+    if block_in <= MAX_FFT_BLOCK && block_out <= MAX_FFT_BLOCK {
+        // rubato rounds sub-chunks up to multiples of the reduced blocks; a
+        // power-of-two multiple keeps the FFT sizes free of large prime
+        // factors (a plain 2048 / 8 gives 48 kHz -> 16 kHz a factor of 43).
+        let m = (SUB_CHUNK / block_in.max(block_out))
+            .max(1)
+            .next_power_of_two();
+        let fft = Fft::<f32>::new_custom(
+            from as usize,
+            to as usize,
+            block_in * m * SUB_CHUNKS,
+            SUB_CHUNKS,
+            1,
+            WindowFunction::BlackmanHarris2,
+            FixedSync::Input,
+        )
+        .map_err(err)?;
         Ok(Box::new(fft))
     } else {
         let params = SincInterpolationParameters::new(256, WindowFunction::BlackmanHarris2);
         let ratio = to as f64 / from as f64;
-        let sinc = Async::<f32>::new_sinc(ratio, 1.0, &params, CHUNK, 1, FixedAsync::Input)
+        let sinc = Async::<f32>::new_sinc(ratio, 1.0, &params, SINC_CHUNK, 1, FixedAsync::Input)
             .map_err(err)?;
         Ok(Box::new(sinc))
     }
@@ -250,6 +268,12 @@ mod tests {
             resample(&[0.0, f32::NAN], 8000, 16000).unwrap_err(),
             DspError::NonFinite { count: 1, len: 2 }
         );
+    }
+
+    #[test]
+    fn the_cache_can_move_to_another_thread() {
+        fn check<T: Send>() {}
+        check::<ResamplerCache>();
     }
 
     #[test]
