@@ -410,13 +410,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn process_into_matches_process_and_reuses_scratch() {
+    fn logmel_32() -> LogMelSpectrogram {
         let cfg = MelSpectrogramConfig {
             n_mels: 32,
             ..Default::default()
         };
-        let logmel = LogMelSpectrogram::new(&cfg, &DbConfig::default()).unwrap();
+        LogMelSpectrogram::new(&cfg, &DbConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn process_into_matches_process_and_reuses_scratch() {
+        let logmel = logmel_32();
         let mut scratch = logmel.make_scratch();
         for len in [500, 8000, 12345] {
             let x = sine(440.0, 16000, len);
@@ -431,11 +435,7 @@ mod tests {
     #[cfg(feature = "parallel")]
     #[test]
     fn batch_equals_one_at_a_time_and_reports_each_bad_clip() {
-        let cfg = MelSpectrogramConfig {
-            n_mels: 32,
-            ..Default::default()
-        };
-        let logmel = LogMelSpectrogram::new(&cfg, &DbConfig::default()).unwrap();
+        let logmel = logmel_32();
         let clips: Vec<Vec<f32>> = (0..6)
             .map(|i| sine(200.0 * (i + 1) as f32, 16000, 4000 + i * 100))
             .collect();
