@@ -65,6 +65,27 @@ pub enum DataError {
         /// All samples.
         total: usize,
     },
+    /// A manifest (CSV) or dataset layout breaks a rule; rows count data
+    /// rows from 1, so row `r` is line `r + 1` of the file.
+    #[error("{}: {}{reason}", path.display(), at(row, column))]
+    Manifest {
+        /// The manifest file or dataset root.
+        path: PathBuf,
+        /// The data row, 1-based.
+        row: Option<usize>,
+        /// The column.
+        column: Option<String>,
+        /// The rule broken and the value found.
+        reason: String,
+    },
+    /// Files a manifest lists are missing or unreadable (with `strict`).
+    #[error("{} of the dataset's files are missing or unreadable, e.g. {}", count, first.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    BadFiles {
+        /// How many.
+        count: usize,
+        /// The first few, with their reasons.
+        first: Vec<PathBuf>,
+    },
     /// A signal-processing step failed on this file's audio.
     #[error("{}: {source}", path.display())]
     Dsp {
@@ -73,6 +94,33 @@ pub enum DataError {
         /// The hark-dsp error.
         source: hark_dsp::DspError,
     },
+}
+
+impl DataError {
+    /// A manifest error at a row (1-based, header not counted) and column.
+    pub(crate) fn manifest(
+        path: &std::path::Path,
+        row: Option<usize>,
+        column: Option<&str>,
+        reason: impl Into<String>,
+    ) -> Self {
+        DataError::Manifest {
+            path: path.to_path_buf(),
+            row,
+            column: column.map(str::to_string),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Formats the optional row and column of a manifest error.
+fn at(row: &Option<usize>, column: &Option<String>) -> String {
+    match (row, column) {
+        (Some(r), Some(c)) => format!("row {r} (line {}), column {c}: ", r + 1),
+        (Some(r), None) => format!("row {r} (line {}): ", r + 1),
+        (None, Some(c)) => format!("column {c}: "),
+        (None, None) => String::new(),
+    }
 }
 
 /// Shorthand for results of hark-data.

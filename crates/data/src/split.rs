@@ -1,0 +1,239 @@
+//! Train/validation/test assignment: predefined folds (leave one out) and
+//! seeded, stratified, group-aware ratio splits.
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+/// The part of an experiment an example belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// Fitting the model.
+    Train,
+    /// Model selection and early stopping.
+    Val,
+    /// Held out for the final score.
+    Test,
+}
+
+impl Split {
+    /// The lowercase name used in manifests: `train`, `val`, `test`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Val => "val",
+            Self::Test => "test",
+        }
+    }
+}
+
+/// Leave-one-fold-out: examples of `test_fold` are test, those of
+/// `val_fold` (if any) validation, the rest training.
+pub fn fold_split(folds: &[u32], test_fold: u32, val_fold: Option<u32>) -> Vec<Split> {
+    folds
+        .iter()
+        .map(|&f| match f {
+            f if f == test_fold => Split::Test,
+            f if Some(f) == val_fold => Split::Val,
+            _ => Split::Train,
+        })
+        .collect()
+}
+
+/// Fractions of a ratio split; they need not sum to exactly 1 (they are
+/// normalised).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SplitRatios {
+    /// Share of training examples.
+    pub train: f64,
+    /// Share of validation examples.
+    pub val: f64,
+    /// Share of test examples.
+    pub test: f64,
+}
+
+impl Default for SplitRatios {
+    fn default() -> Self {
+        Self {
+            train: 0.8,
+            val: 0.1,
+            test: 0.1,
+        }
+    }
+}
+
+/// Assigns every example to a split so that each class is divided in about
+/// the given ratios, no group (a recording, a speaker's context, the chunks
+/// of one file) spans two splits, and the same seed gives the same split on
+/// any machine.
+///
+/// Groups are given the class most of their examples have, shuffled per
+/// class with ChaCha8 from `seed` (after sorting, so input order does not
+/// matter), and each goes to the split furthest below its target share.
+pub fn stratified_split(
+    labels: &[usize],
+    groups: &[&str],
+    ratios: SplitRatios,
+    seed: u64,
+) -> Vec<Split> {
+    assert_eq!(labels.len(), groups.len(), "one group per example");
+    // Examples of each group, and each group's majority label.
+    let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, g) in groups.iter().enumerate() {
+        members.entry(g).or_default().push(i);
+    }
+    let mut by_class: BTreeMap<usize, Vec<(&str, usize)>> = BTreeMap::new();
+    for (g, idx) in &members {
+        let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+        idx.iter()
+            .for_each(|&i| *counts.entry(labels[i]).or_default() += 1);
+        let label = counts
+            .iter()
+            .max_by_key(|&(l, c)| (*c, std::cmp::Reverse(*l)))
+            .map(|(l, _)| *l)
+            .expect("non-empty group");
+        by_class.entry(label).or_default().push((g, idx.len()));
+    }
+    let total = ratios.train + ratios.val + ratios.test;
+    let shares = [
+        ratios.train / total,
+        ratios.val / total,
+        ratios.test / total,
+    ];
+    let order = [Split::Train, Split::Val, Split::Test];
+    let mut out = vec![Split::Train; labels.len()];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for (_, mut class_groups) in by_class {
+        class_groups.shuffle(&mut rng);
+        let class_total: usize = class_groups.iter().map(|(_, n)| n).sum();
+        let mut filled = [0usize; 3];
+        for (g, n) in class_groups {
+            // The split with the largest shortfall against its target takes the group.
+            let pick = (0..3)
+                .filter(|&s| shares[s] > 0.0)
+                .max_by(|&a, &b| {
+                    let gap = |s: usize| shares[s] * class_total as f64 - filled[s] as f64;
+                    gap(a).total_cmp(&gap(b)).then(b.cmp(&a))
+                })
+                .expect("a positive ratio");
+            filled[pick] += n;
+            members[g].iter().for_each(|&i| out[i] = order[pick]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(
+        n_classes: usize,
+        groups_per_class: usize,
+        per_group: usize,
+    ) -> (Vec<usize>, Vec<String>) {
+        let mut labels = Vec::new();
+        let mut groups = Vec::new();
+        for c in 0..n_classes {
+            for g in 0..groups_per_class {
+                for _ in 0..per_group {
+                    labels.push(c);
+                    groups.push(format!("c{c}-g{g}"));
+                }
+            }
+        }
+        (labels, groups)
+    }
+
+    #[test]
+    fn folds_leave_one_out_with_an_optional_validation_fold() {
+        let folds = [1, 2, 3, 1, 2];
+        assert_eq!(
+            fold_split(&folds, 2, Some(3)),
+            [
+                Split::Train,
+                Split::Test,
+                Split::Val,
+                Split::Train,
+                Split::Test
+            ]
+        );
+        assert_eq!(fold_split(&folds, 1, None)[0], Split::Test);
+    }
+
+    #[test]
+    fn ratio_split_is_stratified_grouped_and_seeded() {
+        let (labels, groups) = data(3, 20, 3);
+        let g: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let split = stratified_split(&labels, &g, SplitRatios::default(), 7);
+        assert_eq!(
+            split,
+            stratified_split(&labels, &g, SplitRatios::default(), 7)
+        );
+        assert_ne!(
+            split,
+            stratified_split(&labels, &g, SplitRatios::default(), 8)
+        );
+        for c in 0..3 {
+            let count = |s| {
+                (0..labels.len())
+                    .filter(|&i| labels[i] == c && split[i] == s)
+                    .count()
+            };
+            assert_eq!(
+                (count(Split::Train), count(Split::Val), count(Split::Test)),
+                (48, 6, 6),
+                "class {c}"
+            );
+        }
+        let mut seen: BTreeMap<&str, Split> = BTreeMap::new();
+        for (i, g) in g.iter().enumerate() {
+            assert_eq!(
+                *seen.entry(g).or_insert(split[i]),
+                split[i],
+                "group {g} spans two splits"
+            );
+        }
+    }
+
+    #[test]
+    fn input_order_does_not_change_the_split() {
+        let (labels, groups) = data(2, 10, 2);
+        let g: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let split = stratified_split(&labels, &g, SplitRatios::default(), 1);
+        let rev_labels: Vec<usize> = labels.iter().rev().copied().collect();
+        let rev_groups: Vec<&str> = g.iter().rev().copied().collect();
+        let mut rev_split = stratified_split(&rev_labels, &rev_groups, SplitRatios::default(), 1);
+        rev_split.reverse();
+        assert_eq!(split, rev_split);
+    }
+
+    #[test]
+    fn a_zero_ratio_gets_nothing() {
+        let (labels, groups) = data(2, 10, 1);
+        let g: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let split = stratified_split(
+            &labels,
+            &g,
+            SplitRatios {
+                train: 0.75,
+                val: 0.0,
+                test: 0.25,
+            },
+            3,
+        );
+        assert!(!split.contains(&Split::Val));
+        for c in 0..2 {
+            let test = (0..labels.len())
+                .filter(|&i| labels[i] == c && split[i] == Split::Test)
+                .count();
+            assert!(
+                (2..=3).contains(&test),
+                "class {c}: 2.5 of 10 expected in test, got {test}"
+            );
+        }
+    }
+}
