@@ -16,9 +16,12 @@
 
 mod annotations;
 mod audio;
+mod cache;
 mod dataset;
 mod encode;
 mod error;
+mod extract;
+mod features;
 mod fold_csv;
 mod folders;
 mod fsutil;
@@ -29,9 +32,12 @@ mod split;
 
 pub use annotations::{AnnotationColumns, load_annotations};
 pub use audio::{Audio, decode_wav, read_wav};
+pub use cache::{CacheLookup, FeatureCache};
 pub use dataset::{Dataset, Example, LoadOptions, Skipped, Span};
 pub use encode::{Encoding, encode_wav, write_wav};
 pub use error::{DataError, Result};
+pub use extract::{Extracted, NoProgress, Progress, extract_all};
+pub use features::{FeatureConfig, FeatureExtractor, Features};
 pub use fold_csv::{load_esc50, load_urbansound8k};
 pub use folders::{ChunkOptions, assign_splits, load_folders, write_split_manifests};
 pub use fsutil::write_atomic;

@@ -1,0 +1,184 @@
+//! The per-clip feature pipeline: decode, channels, resample, fixed length,
+//! log-mel, giving an f32 buffer `[channels, n_mels, frames]`.
+
+use std::path::Path;
+
+use hark_dsp::{
+    DbConfig, LogMelSpectrogram, MelSpectrogramConfig, Placement, ResamplerCache, fix_length,
+    mix_down, to_channels,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::Example;
+use crate::error::{DataError, Result};
+
+/// Everything that decides a clip's cached features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeatureConfig {
+    /// Output channels: 1 mixes down to mono (the mean); more keeps a file
+    /// with that many channels and duplicates mono (seed 001 uses 2). Default: 1.
+    pub channels: usize,
+    /// Clip length in seconds after resampling; `None` keeps each clip's
+    /// length (variable-length batches). Default: 4.
+    pub duration: Option<f64>,
+    /// Where a clip goes when padded or trimmed to `duration`. `random` draws
+    /// from a generator seeded by the file path, so it is deterministic and
+    /// cacheable. Default: start.
+    pub placement: Placement,
+    /// The log-mel; its `sample_rate` is the rate clips are resampled to.
+    /// Default: 22050 Hz, n_fft 1024, hop 512, 64 mels.
+    pub mel: MelSpectrogramConfig,
+    /// The dB conversion. Default: ref 1, amin 1e-10, top_db 80.
+    pub db: DbConfig,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        Self {
+            channels: 1,
+            duration: Some(4.0),
+            placement: Placement::Start,
+            mel: MelSpectrogramConfig {
+                sample_rate: 22050,
+                n_fft: 1024,
+                hop_length: Some(512),
+                n_mels: 64,
+                ..Default::default()
+            },
+            db: DbConfig::default(),
+        }
+    }
+}
+
+/// Log-mel features of one clip: `data` is `[channels, n_mels, frames]` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    /// The values.
+    pub data: Vec<f32>,
+    /// Channels.
+    pub channels: usize,
+    /// Mel bands.
+    pub n_mels: usize,
+    /// Frames.
+    pub frames: usize,
+}
+
+impl Features {
+    /// `[channels, n_mels, frames]`.
+    pub fn shape(&self) -> [usize; 3] {
+        [self.channels, self.n_mels, self.frames]
+    }
+}
+
+/// A planned feature pipeline; `Send + Sync`, shared by worker threads, each
+/// of which keeps its own [`ResamplerCache`].
+#[derive(Debug, Clone)]
+pub struct FeatureExtractor {
+    config: FeatureConfig,
+    logmel: LogMelSpectrogram,
+}
+
+impl FeatureExtractor {
+    /// Validates the configuration and plans the log-mel.
+    ///
+    /// # Errors
+    /// Zero channels, a non-positive duration, or an invalid mel or dB field.
+    pub fn new(config: &FeatureConfig) -> std::result::Result<Self, hark_dsp::DspError> {
+        if config.channels == 0 {
+            return Err(hark_dsp::DspError::InvalidParameter {
+                field: "channels",
+                rule: "must be > 0, got 0".into(),
+            });
+        }
+        if let Some(d) = config.duration.filter(|d| !(d.is_finite() && *d > 0.0)) {
+            return Err(hark_dsp::DspError::InvalidParameter {
+                field: "duration",
+                rule: format!("must be > 0 seconds, got {d}"),
+            });
+        }
+        Ok(Self {
+            config: config.clone(),
+            logmel: LogMelSpectrogram::new(&config.mel, &config.db)?,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FeatureConfig {
+        &self.config
+    }
+
+    /// Runs the pipeline on one example.
+    ///
+    /// # Errors
+    /// The file cannot be decoded (see [`crate::read_wav`]) or processed.
+    pub fn extract(&self, example: &Example, resamplers: &mut ResamplerCache) -> Result<Features> {
+        let path = example.path.as_path();
+        let dsp = |source| DataError::Dsp {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut audio = crate::read_wav(path)?;
+        if let Some(span) = example.span {
+            let rate = audio.sample_rate as f64;
+            let (start, end) = (
+                (span.start * rate).round() as usize,
+                (span.end * rate).round() as usize,
+            );
+            let ch = audio.channels;
+            let mut cut = vec![0.0; (end - start) * ch];
+            let have = audio.samples.len().min(end * ch).saturating_sub(start * ch);
+            cut[..have].copy_from_slice(&audio.samples[start * ch..start * ch + have]);
+            audio.samples = cut;
+        }
+        let planar = audio.planar();
+        let channels = match self.config.channels {
+            1 => vec![mix_down(&planar).map_err(dsp)?],
+            n => to_channels(planar, n).map_err(dsp)?,
+        };
+        let target = self.config.mel.sample_rate;
+        let len = self
+            .config
+            .duration
+            .map(|d| (d * target as f64).round() as usize);
+        let mut data = Vec::new();
+        let mut frames = 0;
+        for channel in channels {
+            let resampled = resamplers
+                .resample(&channel, audio.sample_rate, target)
+                .map_err(dsp)?;
+            let fixed = match len {
+                // One generator per channel, seeded alike, so every channel gets the same offset.
+                Some(len) => fix_length(
+                    &resampled,
+                    len,
+                    self.config.placement,
+                    &mut ChaCha8Rng::seed_from_u64(path_seed(path)),
+                ),
+                None => resampled,
+            };
+            let spec = self.logmel.process(&fixed).map_err(dsp)?;
+            frames = spec.frames();
+            data.extend_from_slice(spec.as_slice());
+        }
+        Ok(Features {
+            data,
+            channels: self.config.channels,
+            n_mels: self.logmel.n_mels(),
+            frames,
+        })
+    }
+}
+
+/// FNV-1a 64 of bytes: a hash that is the same on every machine and release.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn path_seed(path: &Path) -> u64 {
+    fnv1a(path.to_string_lossy().as_bytes())
+}
