@@ -10,7 +10,7 @@ use safetensors::{Dtype, SafeTensors, serialize, tensor::TensorView};
 
 use crate::dataset::Example;
 use crate::error::{DataError, Result, io_error};
-use crate::features::{FeatureConfig, Features, fnv1a};
+use crate::features::{FeatureConfig, Features, Stage, fnv1a};
 
 /// Bumped whenever the pipeline's output for a given config changes.
 const PIPELINE_VERSION: &str = "hark-data features v1";
@@ -24,24 +24,32 @@ pub enum CacheLookup {
     Corrupt,
 }
 
-/// A directory of cached features for one [`FeatureConfig`].
+/// A directory of cached clips for one [`FeatureConfig`] and [`Stage`].
 #[derive(Debug, Clone)]
 pub struct FeatureCache {
     dir: PathBuf,
     config_json: String,
+    stage: Stage,
 }
 
 impl FeatureCache {
-    /// A cache in `dir` (created on first store) for features made with `config`.
-    pub fn new(dir: &Path, config: &FeatureConfig) -> Self {
+    /// A cache in `dir` (created on first store) for clips made with
+    /// `config` up to `stage`.
+    pub fn new(dir: &Path, config: &FeatureConfig, stage: Stage) -> Self {
         Self {
             dir: dir.to_path_buf(),
             config_json: serde_json::to_string(config).expect("feature configs serialise"),
+            stage,
         }
     }
 
+    /// The stage this cache holds.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
     /// The key of an example: its path, size, modification time and span,
-    /// the whole feature configuration and the pipeline version.
+    /// the stage, the whole feature configuration and the pipeline version.
     fn key(&self, example: &Example) -> Result<String> {
         let path = &example.path;
         let meta = std::fs::metadata(path).map_err(io_error(path))?;
@@ -54,7 +62,8 @@ impl FeatureCache {
             .span
             .map_or(String::new(), |s| format!("{}..{}", s.start, s.end));
         Ok(format!(
-            "{PIPELINE_VERSION}\n{}\n{}\n{mtime}\n{span}\n{}",
+            "{PIPELINE_VERSION}\n{:?}\n{}\n{}\n{mtime}\n{span}\n{}",
+            self.stage,
             path.display(),
             meta.len(),
             self.config_json

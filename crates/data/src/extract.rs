@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::cache::{CacheLookup, FeatureCache};
 use crate::dataset::{Dataset, Skipped};
 use crate::error::Result;
-use crate::features::{FeatureExtractor, Features};
+use crate::features::{FeatureExtractor, Features, Stage};
 
 /// Receives progress from long work; the library itself prints nothing.
 pub trait Progress: Sync {
@@ -47,8 +47,9 @@ enum Outcome {
     Failed(Skipped),
 }
 
-/// Computes (or loads from `cache`) the features of every example, in
-/// parallel on rayon's pool with one resampler cache per worker.
+/// Computes (or loads from `cache`) every example up to `stage`, in
+/// parallel on rayon's pool with one resampler cache per worker. With a
+/// cache, its stage is used.
 ///
 /// # Errors
 /// With `strict`, the first file that fails; otherwise failures are listed
@@ -57,6 +58,7 @@ enum Outcome {
 pub fn extract_all(
     dataset: &Dataset,
     extractor: &FeatureExtractor,
+    stage: Stage,
     cache: Option<&FeatureCache>,
     strict: bool,
     progress: &dyn Progress,
@@ -73,7 +75,8 @@ pub fn extract_all(
                     Some(Err(found)) => found == CacheLookup::Corrupt,
                     None => false,
                 };
-                match extractor.extract(example, resamplers) {
+                let stage = cache.map_or(stage, FeatureCache::stage);
+                match extractor.extract_stage(example, stage, resamplers) {
                     Ok(features) => {
                         if let Some(c) = cache {
                             c.store(example, &features)?;

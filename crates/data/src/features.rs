@@ -53,16 +53,28 @@ impl Default for FeatureConfig {
     }
 }
 
-/// Log-mel features of one clip: `data` is `[channels, n_mels, frames]` row-major.
+/// How far [`FeatureExtractor::extract_stage`] goes, and so what a cache holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The fixed-length waveform, `[channels, 1, samples]`: what waveform
+    /// augmentation (shift, noise, crop, stretch) starts from.
+    Waveform,
+    /// The log-mel, `[channels, n_mels, frames]`.
+    LogMel,
+}
+
+/// One clip's array, row-major `[channels, n_mels, frames]`; a waveform is
+/// stored as `[channels, 1, samples]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Features {
     /// The values.
     pub data: Vec<f32>,
     /// Channels.
     pub channels: usize,
-    /// Mel bands.
+    /// Mel bands (1 for a waveform).
     pub n_mels: usize,
-    /// Frames.
+    /// Frames (samples for a waveform).
     pub frames: usize,
 }
 
@@ -110,11 +122,58 @@ impl FeatureExtractor {
         &self.config
     }
 
-    /// Runs the pipeline on one example.
+    /// Runs the whole pipeline on one example: [`Self::extract_stage`] to
+    /// the log-mel.
     ///
     /// # Errors
     /// The file cannot be decoded (see [`crate::read_wav`]) or processed.
     pub fn extract(&self, example: &Example, resamplers: &mut ResamplerCache) -> Result<Features> {
+        self.extract_stage(example, Stage::LogMel, resamplers)
+    }
+
+    /// Runs the pipeline on one example up to `stage`.
+    ///
+    /// # Errors
+    /// As [`Self::extract`].
+    pub fn extract_stage(
+        &self,
+        example: &Example,
+        stage: Stage,
+        resamplers: &mut ResamplerCache,
+    ) -> Result<Features> {
+        let wave = self.waveform(example, resamplers)?;
+        match stage {
+            Stage::Waveform => Ok(wave),
+            Stage::LogMel => self.logmel(&wave).map_err(|source| DataError::Dsp {
+                path: example.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// The log-mel of a waveform made by [`Self::extract_stage`] (possibly
+    /// augmented since), channel by channel.
+    ///
+    /// # Errors
+    /// A channel that is empty, too short or non-finite.
+    pub fn logmel(&self, wave: &Features) -> std::result::Result<Features, hark_dsp::DspError> {
+        let mut data = Vec::with_capacity(wave.channels * self.logmel.output_len(wave.frames));
+        let mut frames = 0;
+        for channel in wave.data.chunks_exact(wave.frames.max(1)) {
+            let spec = self.logmel.process(channel)?;
+            frames = spec.frames();
+            data.extend_from_slice(spec.as_slice());
+        }
+        Ok(Features {
+            data,
+            channels: wave.channels,
+            n_mels: self.logmel.n_mels(),
+            frames,
+        })
+    }
+
+    /// Decode, span, channels, resample, fixed length: `[channels, 1, samples]`.
+    fn waveform(&self, example: &Example, resamplers: &mut ResamplerCache) -> Result<Features> {
         let path = example.path.as_path();
         let dsp = |source| DataError::Dsp {
             path: path.to_path_buf(),
@@ -144,7 +203,7 @@ impl FeatureExtractor {
             .duration
             .map(|d| (d * target as f64).round() as usize);
         let mut data = Vec::new();
-        let mut frames = 0;
+        let mut samples = 0;
         for channel in channels {
             let resampled = resamplers
                 .resample(&channel, audio.sample_rate, target)
@@ -159,15 +218,14 @@ impl FeatureExtractor {
                 ),
                 None => resampled,
             };
-            let spec = self.logmel.process(&fixed).map_err(dsp)?;
-            frames = spec.frames();
-            data.extend_from_slice(spec.as_slice());
+            samples = fixed.len();
+            data.extend_from_slice(&fixed);
         }
         Ok(Features {
             data,
             channels: self.config.channels,
-            n_mels: self.logmel.n_mels(),
-            frames,
+            n_mels: 1,
+            frames: samples,
         })
     }
 }

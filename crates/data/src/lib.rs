@@ -37,7 +37,7 @@ pub use dataset::{Dataset, Example, LoadOptions, Skipped, Span};
 pub use encode::{Encoding, encode_wav, write_wav};
 pub use error::{DataError, Result};
 pub use extract::{Extracted, NoProgress, Progress, extract_all};
-pub use features::{FeatureConfig, FeatureExtractor, Features};
+pub use features::{FeatureConfig, FeatureExtractor, Features, Stage};
 pub use fold_csv::{load_esc50, load_urbansound8k};
 pub use folders::{ChunkOptions, assign_splits, load_folders, write_split_manifests};
 pub use fsutil::write_atomic;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use hark_data::{
     Audio, CacheLookup, Dataset, Encoding, Example, FeatureCache, FeatureConfig, FeatureExtractor,
-    NoProgress, Span, extract_all, write_wav,
+    NoProgress, Span, Stage, extract_all, write_wav,
 };
 use hark_dsp::{LogMelSpectrogram, ResamplerCache, mix_down_interleaved, resample};
 use tempfile::TempDir;
@@ -159,10 +159,26 @@ fn the_cache_hits_misses_on_any_change_and_recovers_from_corruption() {
         ..Default::default()
     };
     let extractor = FeatureExtractor::new(&cfg).unwrap();
-    let cache = FeatureCache::new(&cache_dir, &cfg);
-    let cold = extract_all(&ds, &extractor, Some(&cache), false, &NoProgress).unwrap();
+    let cache = FeatureCache::new(&cache_dir, &cfg, Stage::LogMel);
+    let cold = extract_all(
+        &ds,
+        &extractor,
+        Stage::LogMel,
+        Some(&cache),
+        false,
+        &NoProgress,
+    )
+    .unwrap();
     assert_eq!((cold.cache_hits, cold.computed), (0, 4));
-    let warm = extract_all(&ds, &extractor, Some(&cache), false, &NoProgress).unwrap();
+    let warm = extract_all(
+        &ds,
+        &extractor,
+        Stage::LogMel,
+        Some(&cache),
+        false,
+        &NoProgress,
+    )
+    .unwrap();
     assert_eq!((warm.cache_hits, warm.computed), (4, 0));
     assert_eq!(warm.features, cold.features);
 
@@ -182,7 +198,15 @@ fn the_cache_hits_misses_on_any_change_and_recovers_from_corruption() {
         }
         std::fs::write(entry, bytes).unwrap();
     }
-    let again = extract_all(&ds, &extractor, Some(&cache), false, &NoProgress).unwrap();
+    let again = extract_all(
+        &ds,
+        &extractor,
+        Stage::LogMel,
+        Some(&cache),
+        false,
+        &NoProgress,
+    )
+    .unwrap();
     assert_eq!((again.cache_hits, again.computed, again.corrupt), (2, 2, 2));
 
     // Any feature parameter misses.
@@ -194,7 +218,7 @@ fn the_cache_hits_misses_on_any_change_and_recovers_from_corruption() {
         ..cfg.clone()
     };
     assert_eq!(
-        FeatureCache::new(&cache_dir, &other)
+        FeatureCache::new(&cache_dir, &other, Stage::LogMel)
             .lookup(&ds.examples[0])
             .unwrap(),
         Err(CacheLookup::Miss)
@@ -205,9 +229,17 @@ fn the_cache_hits_misses_on_any_change_and_recovers_from_corruption() {
         cache.lookup(&ds.examples[1]).unwrap(),
         Err(CacheLookup::Miss)
     );
-    let again = extract_all(&ds, &extractor, Some(&cache), false, &NoProgress).unwrap();
+    let again = extract_all(
+        &ds,
+        &extractor,
+        Stage::LogMel,
+        Some(&cache),
+        false,
+        &NoProgress,
+    )
+    .unwrap();
     assert_eq!((again.cache_hits, again.computed, again.corrupt), (3, 1, 0));
-    let fresh = extract_all(&ds, &extractor, None, false, &NoProgress).unwrap();
+    let fresh = extract_all(&ds, &extractor, Stage::LogMel, None, false, &NoProgress).unwrap();
     assert_eq!(again.features, fresh.features, "never garbage");
 }
 
@@ -219,7 +251,7 @@ fn a_bad_file_is_skipped_or_fails_the_run_under_strict() {
     std::fs::write(&bad, b"RIFF....WAVEjunk").unwrap();
     let ds = dataset(vec![good, bad.clone()]);
     let extractor = FeatureExtractor::new(&FeatureConfig::default()).unwrap();
-    let out = extract_all(&ds, &extractor, None, false, &NoProgress).unwrap();
+    let out = extract_all(&ds, &extractor, Stage::LogMel, None, false, &NoProgress).unwrap();
     assert!(out.features[0].is_some() && out.features[1].is_none());
     assert_eq!(out.failed.len(), 1);
     assert!(
@@ -227,10 +259,43 @@ fn a_bad_file_is_skipped_or_fails_the_run_under_strict() {
         "{}",
         out.failed[0].reason
     );
-    let err = extract_all(&ds, &extractor, None, true, &NoProgress)
+    let err = extract_all(&ds, &extractor, Stage::LogMel, None, true, &NoProgress)
         .unwrap_err()
         .to_string();
     assert!(err.contains("bad.wav"), "{err}");
+}
+
+#[test]
+fn the_waveform_stage_caches_separately_and_its_log_mel_equals_the_full_pipeline() {
+    let dir = TempDir::new().unwrap();
+    let ds = dataset(vec![write(dir.path(), "w.wav", &tone(2, 44100, 1.2))]);
+    let cfg = FeatureConfig {
+        channels: 2,
+        duration: Some(1.0),
+        ..Default::default()
+    };
+    let extractor = FeatureExtractor::new(&cfg).unwrap();
+    let waves = FeatureCache::new(&dir.path().join("c"), &cfg, Stage::Waveform);
+    let mels = FeatureCache::new(&dir.path().join("c"), &cfg, Stage::LogMel);
+    let wave = extract_all(
+        &ds,
+        &extractor,
+        Stage::Waveform,
+        Some(&waves),
+        false,
+        &NoProgress,
+    )
+    .unwrap();
+    let w = wave.features[0].as_ref().unwrap();
+    assert_eq!((w.channels, w.n_mels, w.frames), (2, 1, 22050));
+    assert_eq!(
+        mels.lookup(&ds.examples[0]).unwrap(),
+        Err(CacheLookup::Miss)
+    );
+    let full = extractor
+        .extract(&ds.examples[0], &mut ResamplerCache::new())
+        .unwrap();
+    assert_eq!(extractor.logmel(w).unwrap(), full);
 }
 
 #[test]
