@@ -122,6 +122,11 @@ impl FeatureExtractor {
         &self.config
     }
 
+    /// The planned log-mel.
+    pub fn logmel_plan(&self) -> &LogMelSpectrogram {
+        &self.logmel
+    }
+
     /// Runs the whole pipeline on one example: [`Self::extract_stage`] to
     /// the log-mel.
     ///

@@ -16,6 +16,7 @@
 
 mod annotations;
 mod audio;
+mod augment;
 mod cache;
 mod dataset;
 mod encode;
@@ -25,6 +26,7 @@ mod features;
 mod fold_csv;
 mod folders;
 mod fsutil;
+mod loader;
 mod manifest;
 mod riff;
 mod speakers;
@@ -32,6 +34,7 @@ mod split;
 
 pub use annotations::{AnnotationColumns, load_annotations};
 pub use audio::{Audio, decode_wav, read_wav};
+pub use augment::{AugmentConfig, CropAugment, NoiseAugment, StretchAugment, example_rng};
 pub use cache::{CacheLookup, FeatureCache};
 pub use dataset::{Dataset, Example, LoadOptions, Skipped, Span};
 pub use encode::{Encoding, encode_wav, write_wav};
@@ -41,6 +44,7 @@ pub use features::{FeatureConfig, FeatureExtractor, Features, Stage};
 pub use fold_csv::{load_esc50, load_urbansound8k};
 pub use folders::{ChunkOptions, assign_splits, load_folders, write_split_manifests};
 pub use fsutil::write_atomic;
+pub use loader::{Batch, Batches, Loader, LoaderConfig, Normalization, dataset_stats};
 pub use riff::{Codec, WavInfo, inspect};
 pub use speakers::{load_speakers, read_phase_map, write_phase_map};
 pub use split::{Split, SplitRatios, fold_split, stratified_split};

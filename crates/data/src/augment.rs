@@ -1,0 +1,215 @@
+//! On-the-fly augmentation of one example from a generator seeded by
+//! (seed, epoch, example), so a run reproduces exactly.
+
+use hark_dsp::{
+    SpecAugmentConfig, add_noise, add_noise_snr, fix_length, phase_vocoder, random_crop,
+    spec_augment, time_shift,
+};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::features::{FeatureExtractor, Features};
+
+/// Additive Gaussian noise on the waveform, by deviation or by SNR.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoiseAugment {
+    /// Probability of applying it to an example.
+    pub prob: f32,
+    /// Standard deviation of the noise (seed 004: 0.005).
+    pub std: Option<f32>,
+    /// Or a signal-to-noise ratio in dB.
+    pub snr_db: Option<f32>,
+}
+
+/// A random crop of the waveform, zero-padded back to the clip length when
+/// the length is fixed (seed 004: prob 0.4, 25 %).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CropAugment {
+    /// Probability of applying it.
+    pub prob: f32,
+    /// Largest share of the clip removed.
+    pub max_fraction: f32,
+}
+
+/// Phase-vocoder time stretch by a rate drawn from `1 +- max_delta` (seed 004).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StretchAugment {
+    /// Probability of applying it.
+    pub prob: f32,
+    /// Largest change of rate, below 1.
+    pub max_delta: f32,
+}
+
+/// Every augmentation, each off by default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Largest time shift (with wrap) as a share of the clip, always applied (seed 001: 0.4).
+    pub time_shift: Option<f32>,
+    /// Waveform noise.
+    pub noise: Option<NoiseAugment>,
+    /// Waveform crop.
+    pub crop: Option<CropAugment>,
+    /// Time stretch.
+    pub stretch: Option<StretchAugment>,
+    /// SpecAugment masks on the log-mel.
+    pub spec_augment: Option<SpecAugmentConfig>,
+    /// Standard deviation of Gaussian noise added to the log-mel (seed 003: 0.01).
+    pub spec_noise: Option<f32>,
+}
+
+impl AugmentConfig {
+    /// Whether any augmentation works on the waveform, so clips must be
+    /// cached at [`crate::Stage::Waveform`].
+    pub fn needs_waveform(&self) -> bool {
+        self.time_shift.is_some()
+            || self.noise.is_some()
+            || self.crop.is_some()
+            || self.stretch.is_some()
+    }
+
+    /// Checks probabilities and ranges.
+    ///
+    /// # Errors
+    /// Names the field out of range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let prob = |name: &str, p: f32| {
+            if (0.0..=1.0).contains(&p) {
+                Ok(())
+            } else {
+                Err(format!("{name}.prob must be in [0, 1], got {p}"))
+            }
+        };
+        if let Some(n) = &self.noise {
+            prob("noise", n.prob)?;
+            if n.std.is_some() == n.snr_db.is_some() {
+                return Err("noise needs exactly one of std and snr_db".into());
+            }
+        }
+        if let Some(c) = &self.crop {
+            prob("crop", c.prob)?;
+        }
+        if let Some(s) = &self.stretch {
+            prob("stretch", s.prob)?;
+            if !(0.0..1.0).contains(&s.max_delta) {
+                return Err(format!(
+                    "stretch.max_delta must be in [0, 1), got {}",
+                    s.max_delta
+                ));
+            }
+        }
+        if let Some(s) = &self.spec_augment {
+            s.validate().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// A generator for one example in one epoch, independent of batch order and
+/// threads: SplitMix-style mixing of the three numbers seeds ChaCha8.
+pub fn example_rng(seed: u64, epoch: u64, example: u64) -> ChaCha8Rng {
+    let mut z = seed
+        ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ example.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ChaCha8Rng::seed_from_u64(z ^ (z >> 31))
+}
+
+/// Augments one example. `clip` is a waveform when the config
+/// [`AugmentConfig::needs_waveform`] (it is then turned into the log-mel),
+/// else a log-mel.
+///
+/// # Errors
+/// An invalid augmentation parameter, or a waveform the log-mel rejects.
+pub(crate) fn augment(
+    clip: &Features,
+    config: &AugmentConfig,
+    extractor: &FeatureExtractor,
+    rng: &mut ChaCha8Rng,
+) -> std::result::Result<Features, hark_dsp::DspError> {
+    let mut out = if config.needs_waveform() {
+        let len = clip.frames;
+        let mut draw = |p: f32| rng.random::<f32>() < p;
+        let crop = config.crop.filter(|c| draw(c.prob));
+        let noise = config.noise.filter(|n| draw(n.prob));
+        let stretch = config.stretch.filter(|s| draw(s.prob));
+        let range = match crop {
+            Some(c) => random_crop(len, c.max_fraction, rng)?,
+            None => 0..len,
+        };
+        // Every channel replays the same generator, so all get the same shift
+        // (and duplicated mono stays duplicated).
+        let rate = stretch.map(|s| 1.0 + (rng.random::<f64>() * 2.0 - 1.0) * s.max_delta as f64);
+        let base = ChaCha8Rng::seed_from_u64(rng.random::<u64>());
+        let mut channels = Vec::with_capacity(clip.channels);
+        for channel in clip.data.chunks_exact(len) {
+            let mut ch_rng = base.clone();
+            let mut x = channel[range.clone()].to_vec();
+            if crop.is_some() && extractor.config().duration.is_some() {
+                x = fix_length(&x, len, hark_dsp::Placement::Start, &mut ch_rng);
+            }
+            if let Some(limit) = config.time_shift {
+                time_shift(&mut x, limit, &mut ch_rng)?;
+            }
+            match noise {
+                Some(NoiseAugment { std: Some(std), .. }) => add_noise(&mut x, std, &mut ch_rng)?,
+                Some(NoiseAugment {
+                    snr_db: Some(snr), ..
+                }) => {
+                    add_noise_snr(&mut x, snr, &mut ch_rng)?;
+                }
+                _ => {}
+            }
+            channels.push(x);
+        }
+        let samples = channels[0].len();
+        let wave = Features {
+            data: channels.concat(),
+            channels: clip.channels,
+            n_mels: 1,
+            frames: samples,
+        };
+        match rate {
+            Some(rate) => stretched_logmel(&wave, rate, extractor)?,
+            None => extractor.logmel(&wave)?,
+        }
+    } else {
+        clip.clone()
+    };
+    if let Some(cfg) = &config.spec_augment {
+        spec_augment(&mut out.data, out.n_mels, out.frames, cfg, rng)?;
+    }
+    if let Some(std) = config.spec_noise {
+        add_noise(&mut out.data, std, rng)?;
+    }
+    Ok(out)
+}
+
+/// The log-mel of a waveform time-stretched by `rate` on its STFT.
+fn stretched_logmel(
+    wave: &Features,
+    rate: f64,
+    extractor: &FeatureExtractor,
+) -> std::result::Result<Features, hark_dsp::DspError> {
+    let logmel = extractor.logmel_plan();
+    let hop = logmel.mel().stft().hop_length();
+    let mut data = Vec::new();
+    let mut frames = 0;
+    for channel in wave.data.chunks_exact(wave.frames) {
+        let complex = logmel.mel().stft().complex(channel)?;
+        let spec = logmel.process_complex(&phase_vocoder(&complex, rate, hop)?)?;
+        frames = spec.frames();
+        data.extend_from_slice(spec.as_slice());
+    }
+    Ok(Features {
+        data,
+        channels: wave.channels,
+        n_mels: logmel.n_mels(),
+        frames,
+    })
+}

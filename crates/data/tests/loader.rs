@@ -1,0 +1,297 @@
+//! Batching: coverage and seeded order, reproducible augmentation, padding
+//! of variable-length clips, normalisation.
+
+use hark_data::{
+    AugmentConfig, Batch, CropAugment, FeatureConfig, FeatureExtractor, Features, Loader,
+    LoaderConfig, NoiseAugment, Normalization, StretchAugment, dataset_stats,
+};
+use hark_dsp::{MaskFill, MaskParam, SpecAugmentConfig};
+
+fn logmels(n: usize, frames: impl Fn(usize) -> usize) -> Vec<Features> {
+    (0..n)
+        .map(|i| {
+            let t = frames(i);
+            Features {
+                data: (0..2 * 8 * t)
+                    .map(|j| (i * 100 + j) as f32 * 0.01)
+                    .collect(),
+                channels: 2,
+                n_mels: 8,
+                frames: t,
+            }
+        })
+        .collect()
+}
+
+fn extractor() -> FeatureExtractor {
+    FeatureExtractor::new(&FeatureConfig {
+        duration: Some(0.5),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn loader(
+    clips: Vec<Features>,
+    augment: AugmentConfig,
+    norm: Normalization,
+    config: LoaderConfig,
+) -> Loader {
+    let labels = (0..clips.len()).map(|i| i % 3).collect();
+    Loader::new(clips, labels, extractor(), augment, norm, config).unwrap()
+}
+
+fn collect(loader: &Loader, epoch: u64) -> Vec<Batch> {
+    loader.epoch(epoch).map(Result::unwrap).collect()
+}
+
+#[test]
+fn an_epoch_covers_every_example_once_in_a_seeded_order() {
+    let l = loader(
+        logmels(10, |_| 5),
+        AugmentConfig::default(),
+        Normalization::None,
+        LoaderConfig {
+            batch_size: 4,
+            seed: 9,
+            ..Default::default()
+        },
+    );
+    assert_eq!(l.batches_per_epoch(), 3);
+    let e1 = collect(&l, 1);
+    assert_eq!(e1.iter().map(|b| b.shape[0]).collect::<Vec<_>>(), [4, 4, 2]);
+    let mut seen: Vec<usize> = e1.iter().flat_map(|b| b.indices.clone()).collect();
+    let order = seen.clone();
+    seen.sort();
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        e1[0].labels,
+        e1[0].indices.iter().map(|i| i % 3).collect::<Vec<_>>()
+    );
+    assert_eq!(e1, collect(&l, 1), "same seed and epoch, same batches");
+    let e2: Vec<usize> = collect(&l, 2)
+        .iter()
+        .flat_map(|b| b.indices.clone())
+        .collect();
+    assert_ne!(order, e2, "a new epoch reshuffles");
+    let dropped = loader(
+        logmels(10, |_| 5),
+        AugmentConfig::default(),
+        Normalization::None,
+        LoaderConfig {
+            batch_size: 4,
+            drop_last: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(collect(&dropped, 0).len(), 2);
+}
+
+#[test]
+fn variable_length_clips_are_padded_with_their_lengths_reported() {
+    let l = loader(
+        logmels(3, |i| 3 + i),
+        AugmentConfig::default(),
+        Normalization::None,
+        LoaderConfig {
+            batch_size: 3,
+            shuffle: false,
+            pad_value: -80.0,
+            ..Default::default()
+        },
+    );
+    let b = &collect(&l, 0)[0];
+    assert_eq!((b.shape, b.lengths.clone()), ([3, 2, 8, 5], vec![3, 4, 5]));
+    // Example 0, channel 1, band 7: 3 real frames then 2 padded.
+    let row = &b.data[(2 * 8 - 1) * 5..2 * 8 * 5];
+    assert_eq!(&row[3..], [-80.0, -80.0]);
+    assert_eq!(row[0], (15 * 3) as f32 * 0.01);
+}
+
+#[test]
+fn augmentation_reproduces_per_epoch_and_example() {
+    let wave: Vec<Features> = (0..4)
+        .map(|i| {
+            let mono: Vec<f32> = (0..11025)
+                .map(|j| ((j + i * 7) as f32 * 0.05).sin() * 0.3)
+                .collect();
+            Features {
+                data: [mono.clone(), mono].concat(),
+                channels: 2,
+                n_mels: 1,
+                frames: 11025,
+            }
+        })
+        .collect();
+    let augment = AugmentConfig {
+        time_shift: Some(0.4),
+        noise: Some(NoiseAugment {
+            prob: 0.5,
+            std: Some(0.005),
+            snr_db: None,
+        }),
+        crop: Some(CropAugment {
+            prob: 0.4,
+            max_fraction: 0.25,
+        }),
+        stretch: None,
+        spec_augment: Some(SpecAugmentConfig {
+            freq_masks: 2,
+            time_masks: 2,
+            freq_mask_param: MaskParam::Fraction(0.1),
+            time_mask_param: MaskParam::Fraction(0.1),
+            fill: MaskFill::Mean,
+        }),
+        spec_noise: None,
+    };
+    let l = loader(
+        wave.clone(),
+        augment.clone(),
+        Normalization::None,
+        LoaderConfig {
+            batch_size: 2,
+            seed: 3,
+            ..Default::default()
+        },
+    );
+    let a = collect(&l, 5);
+    assert_eq!(a[0].shape[1..], [2, 64, 22], "waveforms become log-mels");
+    assert!(a == collect(&l, 5), "same epoch, same augmentation");
+    assert!(a != collect(&l, 6), "another epoch, other augmentation");
+    // Both channels of one example get the same shift and masks.
+    let plane = 64 * 22;
+    let rows = &a[0].data[..2 * plane];
+    assert!(
+        rows[..plane] == rows[plane..],
+        "identical channels stay identical"
+    );
+
+    let stretch = AugmentConfig {
+        stretch: Some(StretchAugment {
+            prob: 1.0,
+            max_delta: 0.3,
+        }),
+        ..Default::default()
+    };
+    let l = loader(
+        wave,
+        stretch,
+        Normalization::None,
+        LoaderConfig {
+            batch_size: 4,
+            shuffle: false,
+            ..Default::default()
+        },
+    );
+    let b = &collect(&l, 0)[0];
+    assert!(
+        b.lengths.iter().any(|&t| t != 22),
+        "stretching changes the frame count: {:?}",
+        b.lengths
+    );
+}
+
+#[test]
+fn normalisation_per_batch_per_example_and_from_dataset_statistics() {
+    let clips = logmels(4, |i| 4 + i);
+    let mean_std = |b: &Batch, e: Option<usize>| {
+        let [_, c, m, t] = b.shape;
+        let vals: Vec<f64> = (0..b.shape[0])
+            .filter(|&x| e.is_none_or(|e| e == x))
+            .flat_map(|x| {
+                (0..c * m)
+                    .flat_map(move |r| (0..b.lengths[x]).map(move |f| (x * c * m + r) * t + f))
+            })
+            .map(|i| b.data[i] as f64)
+            .collect();
+        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+        let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (vals.len() - 1) as f64;
+        (mean, var.sqrt())
+    };
+    let cfg = LoaderConfig {
+        batch_size: 4,
+        shuffle: false,
+        ..Default::default()
+    };
+    let b = &collect(
+        &loader(
+            clips.clone(),
+            AugmentConfig::default(),
+            Normalization::PerBatch,
+            cfg.clone(),
+        ),
+        0,
+    )[0];
+    let (m, s) = mean_std(b, None);
+    assert!(m.abs() < 1e-4 && (s - 1.0).abs() < 1e-4, "{m} {s}");
+    let b = &collect(
+        &loader(
+            clips.clone(),
+            AugmentConfig::default(),
+            Normalization::PerExample,
+            cfg.clone(),
+        ),
+        0,
+    )[0];
+    for e in 0..4 {
+        let (m, s) = mean_std(b, Some(e));
+        assert!(
+            m.abs() < 1e-4 && (s - 1.0).abs() < 1e-3,
+            "example {e}: {m} {s}"
+        );
+    }
+    let (mean, std) = dataset_stats(&clips);
+    let b = &collect(
+        &loader(
+            clips,
+            AugmentConfig::default(),
+            Normalization::Dataset { mean, std },
+            cfg,
+        ),
+        0,
+    )[0];
+    let (m, _) = mean_std(b, None);
+    assert!(m.abs() < 1e-3, "{m}");
+}
+
+#[test]
+fn bad_loader_inputs_are_errors() {
+    let err = Loader::new(
+        vec![],
+        vec![],
+        extractor(),
+        AugmentConfig::default(),
+        Normalization::None,
+        LoaderConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err, "no clips to load");
+    let err = Loader::new(
+        logmels(2, |_| 3),
+        vec![0],
+        extractor(),
+        AugmentConfig::default(),
+        Normalization::None,
+        LoaderConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err, "2 clips but 1 labels");
+    let bad = AugmentConfig {
+        noise: Some(NoiseAugment {
+            prob: 2.0,
+            std: Some(0.1),
+            snr_db: None,
+        }),
+        ..Default::default()
+    };
+    let err = Loader::new(
+        logmels(2, |_| 3),
+        vec![0, 1],
+        extractor(),
+        bad,
+        Normalization::None,
+        LoaderConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err, "noise.prob must be in [0, 1], got 2");
+}
