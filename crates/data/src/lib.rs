@@ -31,6 +31,7 @@ mod manifest;
 mod riff;
 mod speakers;
 mod split;
+mod synth;
 
 pub use annotations::{AnnotationColumns, load_annotations};
 pub use audio::{Audio, decode_wav, read_wav};
@@ -48,3 +49,4 @@ pub use loader::{Batch, Batches, Loader, LoaderConfig, Normalization, dataset_st
 pub use riff::{Codec, WavInfo, inspect};
 pub use speakers::{load_speakers, read_phase_map, write_phase_map};
 pub use split::{Split, SplitRatios, fold_split, stratified_split};
+pub use synth::{SynthConfig, SynthSummary, URBANSOUND8K_CLASSES, generate_urban_synth};
