@@ -100,6 +100,9 @@ fn pick<T: Copy>(rng: &mut impl Rng, table: &[(T, f64)]) -> T {
     table[table.len() - 1].0
 }
 
+/// A slice's manifest row and the bytes its file takes.
+type SliceRow = (Vec<String>, u64);
+
 /// One recording: its class, fold and how it sounds and is stored.
 struct Recording {
     fs_id: u64,
@@ -153,7 +156,7 @@ pub fn generate_urban_synth(root: &Path, config: &SynthConfig) -> Result<SynthSu
         planned += slices;
         per_class[class] += slices;
     }
-    let rows: Vec<Result<Vec<(Vec<String>, u64)>>> = plan
+    let rows: Vec<Result<Vec<SliceRow>>> = plan
         .par_iter()
         .map(|rec| write_recording(root, rec, config.max_seconds))
         .collect();
