@@ -31,6 +31,7 @@ mod manifest;
 mod riff;
 mod speakers;
 mod split;
+mod survey;
 mod synth;
 
 pub use annotations::{AnnotationColumns, load_annotations};
@@ -49,4 +50,5 @@ pub use loader::{Batch, Batches, Loader, LoaderConfig, Normalization, dataset_st
 pub use riff::{Codec, WavInfo, inspect};
 pub use speakers::{load_speakers, read_phase_map, write_phase_map};
 pub use split::{Split, SplitRatios, fold_split, stratified_split};
+pub use survey::{DatasetKind, FormatHistogram, format_histogram, open_dataset};
 pub use synth::{SynthConfig, SynthSummary, URBANSOUND8K_CLASSES, generate_urban_synth};
