@@ -25,18 +25,12 @@ pub struct ChunkOptions {
 }
 
 /// Loads `<root>/<class>/*.wav`: classes are the sub-folders in name order,
-/// each file's group is `class/file`. With `chunks`, each file becomes one
-/// example per window (read from its header, not decoded); files shorter
-/// than a window with [`Tail::Drop`] are skipped.
+/// each file's group is `class/file`. Cut long files into windows with
+/// [`chunk_dataset`].
 ///
 /// # Errors
-/// `root` unreadable or without class folders, invalid chunk options, a
-/// broken file with `strict`, or no examples.
-pub fn load_folders(
-    root: &Path,
-    chunks: Option<&ChunkOptions>,
-    options: &LoadOptions,
-) -> Result<Dataset> {
+/// `root` unreadable or without class folders, or no examples.
+pub fn load_folders(root: &Path, options: &LoadOptions) -> Result<Dataset> {
     let class_dirs = sorted_entries(root, Path::is_dir)?;
     if class_dirs.is_empty() {
         return Err(DataError::manifest(
@@ -46,50 +40,19 @@ pub fn load_folders(
             "no class folders: expected <root>/<class>/*.wav",
         ));
     }
-    if let Some(c) = chunks {
-        let hop = c.hop_seconds.unwrap_or(c.seconds);
-        if !(c.seconds > 0.0 && hop > 0.0) {
-            return Err(DataError::manifest(
-                root,
-                None,
-                None,
-                format!(
-                    "chunk seconds and hop must be > 0, got {} and {hop}",
-                    c.seconds
-                ),
-            ));
-        }
-    }
     let classes: Vec<String> = class_dirs.iter().map(|d| name_of(d)).collect();
     let mut examples = Vec::new();
-    let mut skipped = Vec::new();
     for (label, dir) in class_dirs.iter().enumerate() {
         for path in sorted_entries(dir, is_wav)? {
             let group = format!("{}/{}", classes[label], name_of(&path));
-            let example = |span| Example {
-                path: path.clone(),
+            examples.push(Example {
+                path,
                 label,
-                group: group.clone(),
+                group,
                 fold: None,
                 split: None,
-                span,
-            };
-            let Some(c) = chunks else {
-                examples.push(example(None));
-                continue;
-            };
-            match spans(&path, c) {
-                Ok(spans) if spans.is_empty() => skipped.push(Skipped {
-                    path,
-                    reason: format!("shorter than one {} s chunk", c.seconds),
-                }),
-                Ok(spans) => examples.extend(spans.into_iter().map(|s| example(Some(s)))),
-                Err(e) if options.strict => return Err(e),
-                Err(e) => skipped.push(Skipped {
-                    path,
-                    reason: e.to_string(),
-                }),
-            }
+                span: None,
+            });
         }
     }
     Dataset {
@@ -97,9 +60,65 @@ pub fn load_folders(
         classes,
         examples,
         folds: None,
-        skipped,
+        skipped: Vec::new(),
     }
     .finish(root, options)
+}
+
+/// Cuts every whole-file example of any dataset into fixed windows (seed
+/// 003's 2-second chunks), reading each file's length from its header. The
+/// windows keep the file's label, fold and group, so a split never
+/// separates them; files shorter than a window with [`Tail::Drop`], or
+/// unreadable, are moved to [`Dataset::skipped`] (or fail under `strict`).
+///
+/// # Errors
+/// Non-positive window or hop, a bad file with `strict`, or no examples left.
+pub fn chunk_dataset(mut dataset: Dataset, chunks: &ChunkOptions, strict: bool) -> Result<Dataset> {
+    let hop = chunks.hop_seconds.unwrap_or(chunks.seconds);
+    let here = Path::new(&dataset.kind).to_path_buf();
+    if !(chunks.seconds > 0.0 && hop > 0.0) {
+        return Err(DataError::manifest(
+            &here,
+            None,
+            None,
+            format!(
+                "chunk seconds and hop must be > 0, got {} and {hop}",
+                chunks.seconds
+            ),
+        ));
+    }
+    let mut examples = Vec::with_capacity(dataset.examples.len());
+    for example in std::mem::take(&mut dataset.examples) {
+        if example.span.is_some() {
+            examples.push(example);
+            continue;
+        }
+        match spans(&example.path, chunks) {
+            Ok(s) if s.is_empty() => dataset.skipped.push(Skipped {
+                path: example.path,
+                reason: format!("shorter than one {} s chunk", chunks.seconds),
+            }),
+            Ok(s) => examples.extend(s.into_iter().map(|span| Example {
+                span: Some(span),
+                ..example.clone()
+            })),
+            Err(e) if strict => return Err(e),
+            Err(e) => dataset.skipped.push(Skipped {
+                path: example.path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    if examples.is_empty() {
+        return Err(DataError::manifest(
+            &here,
+            None,
+            None,
+            "no examples left after chunking",
+        ));
+    }
+    dataset.examples = examples;
+    Ok(dataset)
 }
 
 /// The chunk spans of one file, from its header.

@@ -44,7 +44,9 @@ pub use error::{DataError, Result};
 pub use extract::{Extracted, NoProgress, Progress, extract_all};
 pub use features::{FeatureConfig, FeatureExtractor, Features, Stage};
 pub use fold_csv::{load_esc50, load_urbansound8k};
-pub use folders::{ChunkOptions, assign_splits, load_folders, write_split_manifests};
+pub use folders::{
+    ChunkOptions, assign_splits, chunk_dataset, load_folders, write_split_manifests,
+};
 pub use fsutil::write_atomic;
 pub use loader::{Batch, Batches, Loader, LoaderConfig, Normalization, dataset_stats};
 pub use riff::{Codec, WavInfo, inspect};

@@ -64,7 +64,7 @@ pub fn open_dataset(kind: DatasetKind, path: &Path, options: &LoadOptions) -> Re
         DatasetKind::Esc50 => load_esc50(path, false, options),
         DatasetKind::Esc10 => load_esc50(path, true, options),
         DatasetKind::Speakers => load_speakers(path, true, options),
-        DatasetKind::Folders => load_folders(path, None, options),
+        DatasetKind::Folders => load_folders(path, options),
         DatasetKind::Csv => {
             let dir = path.parent().unwrap_or(Path::new("."));
             let audio = if dir.join("audio").is_dir() {

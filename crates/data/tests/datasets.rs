@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use hark_data::{
     AnnotationColumns, Audio, ChunkOptions, DataError, Encoding, LoadOptions, Split, SplitRatios,
-    assign_splits, fold_split, load_annotations, load_esc50, load_folders, load_speakers,
-    load_urbansound8k, read_phase_map, write_phase_map, write_split_manifests, write_wav,
+    assign_splits, chunk_dataset, fold_split, load_annotations, load_esc50, load_folders,
+    load_speakers, load_urbansound8k, read_phase_map, write_phase_map, write_split_manifests,
+    write_wav,
 };
 use hark_dsp::Tail;
 use tempfile::TempDir;
@@ -206,14 +207,14 @@ fn folders_chunk_files_and_keep_each_files_chunks_together() {
         }
     }
     std::fs::write(dir.path().join("car/notes.txt"), "not audio").unwrap();
-    let whole = load_folders(dir.path(), None, &LoadOptions::default()).unwrap();
+    let whole = load_folders(dir.path(), &LoadOptions::default()).unwrap();
     assert_eq!((whole.classes.len(), whole.examples.len()), (3, 9));
     let chunks = ChunkOptions {
         seconds: 2.0,
         hop_seconds: None,
         tail: Tail::Drop,
     };
-    let mut ds = load_folders(dir.path(), Some(&chunks), &LoadOptions::default()).unwrap();
+    let mut ds = chunk_dataset(whole.clone(), &chunks, false).unwrap();
     // car: 2 + 1 (1.0 s skipped), drone: 3 + 1 + 1, speech: 1 + 1 + 4.
     assert_eq!(ds.class_counts(), [3, 5, 6]);
     assert_eq!(ds.skipped.len(), 1);
@@ -377,13 +378,9 @@ fn a_missing_manifest_or_root_is_an_error_naming_it() {
         err.contains("UrbanSound8K.csv: manifest file not found"),
         "{err}"
     );
-    let err = load_folders(
-        &PathBuf::from("/no/such/root"),
-        None,
-        &LoadOptions::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = load_folders(&PathBuf::from("/no/such/root"), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("/no/such/root"), "{err}");
     let err = load_speakers(dir.path(), true, &LoadOptions::default())
         .unwrap_err()
