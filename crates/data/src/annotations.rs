@@ -67,17 +67,11 @@ pub fn load_annotations(
             } else {
                 format!("{file}.wav")
             };
-            Example {
-                path: audio_dir.join(name),
-                label: classes
-                    .iter()
-                    .position(|c| c == label)
-                    .expect("label is a class"),
-                group,
-                fold: None,
-                split: None,
-                span: None,
-            }
+            let label = classes
+                .iter()
+                .position(|c| c == label)
+                .expect("label is a class");
+            Example::new(audio_dir.join(name), label, group)
         })
         .collect();
     Dataset {

@@ -37,6 +37,20 @@ pub struct Example {
     pub span: Option<Span>,
 }
 
+impl Example {
+    /// A whole-file example without fold or split.
+    pub fn new(path: PathBuf, label: usize, group: String) -> Self {
+        Self {
+            path,
+            label,
+            group,
+            fold: None,
+            split: None,
+            span: None,
+        }
+    }
+}
+
 /// A file left out of a dataset, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Skipped {

@@ -20,19 +20,24 @@ struct Layout {
     audio_path: fn(&Path, u32, &str) -> PathBuf,
 }
 
+/// UrbanSound8K's manifest, relative to the dataset root.
+pub(crate) const URBANSOUND8K_MANIFEST: &str = "metadata/UrbanSound8K.csv";
+/// UrbanSound8K's manifest columns, in file order.
+pub(crate) const URBANSOUND8K_COLUMNS: [&str; 8] = [
+    "slice_file_name",
+    "fsID",
+    "start",
+    "end",
+    "salience",
+    "fold",
+    "classID",
+    "class",
+];
+
 const URBANSOUND8K: Layout = Layout {
     kind: "urbansound8k",
-    manifest: "metadata/UrbanSound8K.csv",
-    columns: &[
-        "slice_file_name",
-        "fsID",
-        "start",
-        "end",
-        "salience",
-        "fold",
-        "classID",
-        "class",
-    ],
+    manifest: URBANSOUND8K_MANIFEST,
+    columns: &URBANSOUND8K_COLUMNS,
     file: "slice_file_name",
     fold: "fold",
     id: "classID",

@@ -45,14 +45,7 @@ pub fn load_folders(root: &Path, options: &LoadOptions) -> Result<Dataset> {
     for (label, dir) in class_dirs.iter().enumerate() {
         for path in sorted_entries(dir, is_wav)? {
             let group = format!("{}/{}", classes[label], name_of(&path));
-            examples.push(Example {
-                path,
-                label,
-                group,
-                fold: None,
-                split: None,
-                span: None,
-            });
+            examples.push(Example::new(path, label, group));
         }
     }
     Dataset {

@@ -43,14 +43,7 @@ pub fn load_speakers(
                 } else {
                     format!("{session}/{}", name_of(&path))
                 };
-                examples.push(Example {
-                    path,
-                    label,
-                    group,
-                    fold: None,
-                    split: None,
-                    span: None,
-                });
+                examples.push(Example::new(path, label, group));
             }
         }
     }

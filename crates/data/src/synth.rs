@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use crate::Audio;
 use crate::encode::{Encoding, write_wav};
 use crate::error::Result;
+use crate::fold_csv::{URBANSOUND8K_COLUMNS, URBANSOUND8K_MANIFEST};
 use crate::manifest::Manifest;
 
 /// UrbanSound8K's classes, by class id.
@@ -169,17 +170,8 @@ pub fn generate_urban_synth(root: &Path, config: &SynthConfig) -> Result<SynthSu
         }
     }
     Manifest::write(
-        &root.join("metadata/UrbanSound8K.csv"),
-        &[
-            "slice_file_name",
-            "fsID",
-            "start",
-            "end",
-            "salience",
-            "fold",
-            "classID",
-            "class",
-        ],
+        &root.join(URBANSOUND8K_MANIFEST),
+        &URBANSOUND8K_COLUMNS,
         csv_rows,
     )?;
     Ok(SynthSummary {

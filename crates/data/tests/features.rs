@@ -29,14 +29,7 @@ fn tone(channels: usize, sample_rate: u32, seconds: f64) -> Audio {
 }
 
 fn example(path: PathBuf) -> Example {
-    Example {
-        path,
-        label: 0,
-        group: "g".into(),
-        fold: None,
-        split: None,
-        span: None,
-    }
+    Example::new(path, 0, "g".into())
 }
 
 fn write(dir: &Path, name: &str, audio: &Audio) -> PathBuf {
@@ -160,25 +153,20 @@ fn the_cache_hits_misses_on_any_change_and_recovers_from_corruption() {
     };
     let extractor = FeatureExtractor::new(&cfg).unwrap();
     let cache = FeatureCache::new(&cache_dir, &cfg, Stage::LogMel);
-    let cold = extract_all(
-        &ds,
-        &extractor,
-        Stage::LogMel,
-        Some(&cache),
-        false,
-        &NoProgress,
-    )
-    .unwrap();
+    let run = || {
+        extract_all(
+            &ds,
+            &extractor,
+            Stage::LogMel,
+            Some(&cache),
+            false,
+            &NoProgress,
+        )
+        .unwrap()
+    };
+    let cold = run();
     assert_eq!((cold.cache_hits, cold.computed), (0, 4));
-    let warm = extract_all(
-        &ds,
-        &extractor,
-        Stage::LogMel,
-        Some(&cache),
-        false,
-        &NoProgress,
-    )
-    .unwrap();
+    let warm = run();
     assert_eq!((warm.cache_hits, warm.computed), (4, 0));
     assert_eq!(warm.features, cold.features);
 
@@ -198,15 +186,7 @@ fn the_cache_hits_misses_on_any_change_and_recovers_from_corruption() {
         }
         std::fs::write(entry, bytes).unwrap();
     }
-    let again = extract_all(
-        &ds,
-        &extractor,
-        Stage::LogMel,
-        Some(&cache),
-        false,
-        &NoProgress,
-    )
-    .unwrap();
+    let again = run();
     assert_eq!((again.cache_hits, again.computed, again.corrupt), (2, 2, 2));
 
     // Any feature parameter misses.
@@ -229,15 +209,7 @@ fn the_cache_hits_misses_on_any_change_and_recovers_from_corruption() {
         cache.lookup(&ds.examples[1]).unwrap(),
         Err(CacheLookup::Miss)
     );
-    let again = extract_all(
-        &ds,
-        &extractor,
-        Stage::LogMel,
-        Some(&cache),
-        false,
-        &NoProgress,
-    )
-    .unwrap();
+    let again = run();
     assert_eq!((again.cache_hits, again.computed, again.corrupt), (3, 1, 0));
     let fresh = extract_all(&ds, &extractor, Stage::LogMel, None, false, &NoProgress).unwrap();
     assert_eq!(again.features, fresh.features, "never garbage");
