@@ -25,7 +25,7 @@ fn bench_pipeline(c: &mut Criterion) {
     let ds = load_urbansound8k(dir.path(), &LoadOptions::default()).unwrap();
     let cfg = FeatureConfig::default();
     let extractor = FeatureExtractor::new(&cfg).unwrap();
-    let cache = FeatureCache::new(&dir.path().join("cache"), &cfg, Stage::LogMel);
+    let cache = FeatureCache::new(&dir.path().join("cache"), &cfg);
     extract_all(
         &ds,
         &extractor,

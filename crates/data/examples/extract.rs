@@ -89,7 +89,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     let extractor = FeatureExtractor::new(&cfg)?;
-    let cache = cache.map(|dir| FeatureCache::new(&dir, &cfg, Stage::LogMel));
+    let cache = cache.map(|dir| FeatureCache::new(&dir, &cfg));
     let start = Instant::now();
     let out = extract_all(
         &ds,

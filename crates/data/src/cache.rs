@@ -24,33 +24,26 @@ pub enum CacheLookup {
     Corrupt,
 }
 
-/// A directory of cached clips for one [`FeatureConfig`] and [`Stage`].
+/// A directory of cached clips for one [`FeatureConfig`]; each entry is
+/// for one [`Stage`], given on lookup and store.
 #[derive(Debug, Clone)]
 pub struct FeatureCache {
     dir: PathBuf,
     config_json: String,
-    stage: Stage,
 }
 
 impl FeatureCache {
-    /// A cache in `dir` (created on first store) for clips made with
-    /// `config` up to `stage`.
-    pub fn new(dir: &Path, config: &FeatureConfig, stage: Stage) -> Self {
+    /// A cache in `dir` (created on first store) for clips made with `config`.
+    pub fn new(dir: &Path, config: &FeatureConfig) -> Self {
         Self {
             dir: dir.to_path_buf(),
             config_json: serde_json::to_string(config).expect("feature configs serialise"),
-            stage,
         }
-    }
-
-    /// The stage this cache holds.
-    pub fn stage(&self) -> Stage {
-        self.stage
     }
 
     /// The key of an example: its path, size, modification time and span,
     /// the stage, the whole feature configuration and the pipeline version.
-    fn key(&self, example: &Example) -> Result<String> {
+    fn key(&self, example: &Example, stage: Stage) -> Result<String> {
         let path = &example.path;
         let meta = std::fs::metadata(path).map_err(io_error(path))?;
         let mtime = meta
@@ -63,7 +56,7 @@ impl FeatureCache {
             .map_or(String::new(), |s| format!("{}..{}", s.start, s.end));
         Ok(format!(
             "{PIPELINE_VERSION}\n{:?}\n{}\n{}\n{mtime}\n{span}\n{}",
-            self.stage,
+            stage,
             path.display(),
             meta.len(),
             self.config_json
@@ -75,24 +68,28 @@ impl FeatureCache {
             .join(format!("{:016x}.safetensors", fnv1a(key.as_bytes())))
     }
 
-    /// The cached features of `example`, or why there are none.
+    /// The cached `stage` of `example`, or why there is none.
     ///
     /// # Errors
     /// The example's file cannot be read for its size and time.
-    pub fn lookup(&self, example: &Example) -> Result<std::result::Result<Features, CacheLookup>> {
-        let key = self.key(example)?;
+    pub fn lookup(
+        &self,
+        example: &Example,
+        stage: Stage,
+    ) -> Result<std::result::Result<Features, CacheLookup>> {
+        let key = self.key(example, stage)?;
         let Ok(bytes) = std::fs::read(self.entry_path(&key)) else {
             return Ok(Err(CacheLookup::Miss));
         };
         Ok(parse_entry(&bytes, &key).ok_or(CacheLookup::Corrupt))
     }
 
-    /// Stores the features of `example`, atomically.
+    /// Stores the `stage` of `example`, atomically.
     ///
     /// # Errors
     /// The entry cannot be written.
-    pub fn store(&self, example: &Example, features: &Features) -> Result<()> {
-        let key = self.key(example)?;
+    pub fn store(&self, example: &Example, stage: Stage, features: &Features) -> Result<()> {
+        let key = self.key(example, stage)?;
         let bytes: Vec<u8> = features.data.iter().flat_map(|v| v.to_le_bytes()).collect();
         let meta = HashMap::from([
             ("key".to_string(), key.clone()),

@@ -48,8 +48,7 @@ enum Outcome {
 }
 
 /// Computes (or loads from `cache`) every example up to `stage`, in
-/// parallel on rayon's pool with one resampler cache per worker. With a
-/// cache, its stage is used.
+/// parallel on rayon's pool with one resampler cache per worker.
 ///
 /// # Errors
 /// With `strict`, the first file that fails; otherwise failures are listed
@@ -70,16 +69,15 @@ pub fn extract_all(
         .par_iter()
         .map_init(ResamplerCache::new, |resamplers, example| {
             let outcome = (|| {
-                let corrupt = match cache.map(|c| c.lookup(example)).transpose()? {
+                let corrupt = match cache.map(|c| c.lookup(example, stage)).transpose()? {
                     Some(Ok(features)) => return Ok(Outcome::Hit(features)),
                     Some(Err(found)) => found == CacheLookup::Corrupt,
                     None => false,
                 };
-                let stage = cache.map_or(stage, FeatureCache::stage);
                 match extractor.extract_stage(example, stage, resamplers) {
                     Ok(features) => {
                         if let Some(c) = cache {
-                            c.store(example, &features)?;
+                            c.store(example, stage, &features)?;
                         }
                         Ok(Outcome::Computed(features, corrupt))
                     }

@@ -152,7 +152,7 @@ fn the_cache_hits_misses_on_any_change_and_recovers_from_corruption() {
         ..Default::default()
     };
     let extractor = FeatureExtractor::new(&cfg).unwrap();
-    let cache = FeatureCache::new(&cache_dir, &cfg, Stage::LogMel);
+    let cache = FeatureCache::new(&cache_dir, &cfg);
     let run = || {
         extract_all(
             &ds,
@@ -198,15 +198,15 @@ fn the_cache_hits_misses_on_any_change_and_recovers_from_corruption() {
         ..cfg.clone()
     };
     assert_eq!(
-        FeatureCache::new(&cache_dir, &other, Stage::LogMel)
-            .lookup(&ds.examples[0])
+        FeatureCache::new(&cache_dir, &other)
+            .lookup(&ds.examples[0], Stage::LogMel)
             .unwrap(),
         Err(CacheLookup::Miss)
     );
     // A rewritten file misses.
     write(dir.path(), "1.wav", &tone(1, 16000, 0.9));
     assert_eq!(
-        cache.lookup(&ds.examples[1]).unwrap(),
+        cache.lookup(&ds.examples[1], Stage::LogMel).unwrap(),
         Err(CacheLookup::Miss)
     );
     let again = run();
@@ -247,13 +247,12 @@ fn the_waveform_stage_caches_separately_and_its_log_mel_equals_the_full_pipeline
         ..Default::default()
     };
     let extractor = FeatureExtractor::new(&cfg).unwrap();
-    let waves = FeatureCache::new(&dir.path().join("c"), &cfg, Stage::Waveform);
-    let mels = FeatureCache::new(&dir.path().join("c"), &cfg, Stage::LogMel);
+    let cache = FeatureCache::new(&dir.path().join("c"), &cfg);
     let wave = extract_all(
         &ds,
         &extractor,
         Stage::Waveform,
-        Some(&waves),
+        Some(&cache),
         false,
         &NoProgress,
     )
@@ -261,8 +260,16 @@ fn the_waveform_stage_caches_separately_and_its_log_mel_equals_the_full_pipeline
     let w = wave.features[0].as_ref().unwrap();
     assert_eq!((w.channels, w.n_mels, w.frames), (2, 1, 22050));
     assert_eq!(
-        mels.lookup(&ds.examples[0]).unwrap(),
+        cache.lookup(&ds.examples[0], Stage::LogMel).unwrap(),
         Err(CacheLookup::Miss)
+    );
+    // The waveform entry is there, under its own stage.
+    assert_eq!(
+        cache
+            .lookup(&ds.examples[0], Stage::Waveform)
+            .unwrap()
+            .as_ref(),
+        Ok(w)
     );
     let full = extractor
         .extract(&ds.examples[0], &mut ResamplerCache::new())
