@@ -111,7 +111,8 @@ impl Loader {
     ///
     /// # Errors
     /// An empty clip list, mismatched labels, batch size 0, clips of
-    /// different channels or bands, or an invalid augmentation.
+    /// different channels or bands, an invalid augmentation, or clips of the
+    /// wrong stage for it (waveforms exactly when augmentation needs them).
     pub fn new(
         clips: Vec<Features>,
         labels: Vec<usize>,
@@ -137,6 +138,12 @@ impl Loader {
             ));
         }
         augment.validate()?;
+        if augment.needs_waveform() != (m == 1) {
+            return Err(match m {
+                1 => "clips are waveforms ([C, 1, samples]) but no augmentation needs them: extract Stage::LogMel".to_string(),
+                _ => format!("waveform augmentation needs waveform clips (Stage::Waveform), got {c}x{m} log-mels"),
+            });
+        }
         Ok(Self {
             clips: Arc::new(clips),
             labels: Arc::new(labels),

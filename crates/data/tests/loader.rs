@@ -294,4 +294,37 @@ fn bad_loader_inputs_are_errors() {
     )
     .unwrap_err();
     assert_eq!(err, "noise.prob must be in [0, 1], got 2");
+    let shift = AugmentConfig {
+        time_shift: Some(0.2),
+        ..Default::default()
+    };
+    let err = Loader::new(
+        logmels(2, |_| 3),
+        vec![0, 1],
+        extractor(),
+        shift,
+        Normalization::None,
+        LoaderConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "waveform augmentation needs waveform clips (Stage::Waveform), got 2x8 log-mels"
+    );
+    let wave = vec![Features {
+        data: vec![0.1; 8000],
+        channels: 1,
+        n_mels: 1,
+        frames: 8000,
+    }];
+    let err = Loader::new(
+        wave,
+        vec![0],
+        extractor(),
+        AugmentConfig::default(),
+        Normalization::None,
+        LoaderConfig::default(),
+    )
+    .unwrap_err();
+    assert!(err.starts_with("clips are waveforms"), "{err}");
 }
