@@ -187,13 +187,24 @@ impl FeatureExtractor {
         let mut audio = crate::read_wav(path)?;
         if let Some(span) = example.span {
             let rate = audio.sample_rate as f64;
+            let ch = audio.channels;
             let (start, end) = (
                 (span.start * rate).round() as usize,
                 (span.end * rate).round() as usize,
             );
-            let ch = audio.channels;
+            if !(span.start >= 0.0 && end > start && start < audio.frames()) {
+                return Err(DataError::Decode {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "span {}..{} s is empty or starts past the file's {:.3} s",
+                        span.start,
+                        span.end,
+                        audio.duration_secs()
+                    ),
+                });
+            }
             let mut cut = vec![0.0; (end - start) * ch];
-            let have = audio.samples.len().min(end * ch).saturating_sub(start * ch);
+            let have = audio.samples.len().min(end * ch) - start * ch;
             cut[..have].copy_from_slice(&audio.samples[start * ch..start * ch + have]);
             audio.samples = cut;
         }

@@ -121,6 +121,18 @@ fn a_span_extracts_that_part_of_the_file_zero_padding_past_its_end() {
         .extract(&example(cut_path), &mut ResamplerCache::new())
         .unwrap();
     assert!(unpadded.frames < got.frames);
+    for (start, end) in [(2.0, 2.0), (3.5, 4.0), (-1.0, 1.0)] {
+        let mut bad = chunk.clone();
+        bad.span = Some(Span { start, end });
+        let err = extractor
+            .extract(&bad, &mut ResamplerCache::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("long.wav") && err.contains("is empty or starts past"),
+            "{err}"
+        );
+    }
 }
 
 fn dataset(paths: Vec<PathBuf>) -> Dataset {
