@@ -1,8 +1,71 @@
-//! hark-models: the seed architectures in candle. This first part holds the
-//! building blocks that candle 0.11 gets wrong for training: pooling with
-//! exact gradients. The models follow (issue 4).
+//! hark-models: the seed architectures of hark in candle, with PyTorch's
+//! state_dict names so checkpoints move both ways.
+//!
+//! - [`AudioCnn`] (seed 001), [`Crnn`] (seed 004, variable-length), [`SmallCnn`]
+//!   (seed 003), the [`Vgg`] family and [`VggM`] (seed 002), [`SnapRnn`]
+//!   (seed 000, with a streaming API).
+//! - A serde [`ModelSpec`] names any of them; [`build`] or [`Model::new`]
+//!   creates one with seeded PyTorch-default initialisation.
+//! - Layers whose candle 0.11 versions are wrong or slow for training are
+//!   written as custom ops with exact backward passes: [`Conv2d`] (im2col),
+//!   [`BatchNorm`] (fused with the activation), [`max_pool2d`] and
+//!   [`avg_pool2d`] (PyTorch's gradient routing), and stacked [`Recurrent`]
+//!   layers (RNN and LSTM).
+//!
+//! Models take `[B, C, M, T]` f32 spectrograms and return `[B, classes]`
+//! logits; they know nothing of files or datasets.
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use hark_models::{cross_entropy, InputShape, Model, ModelSpec};
+//!
+//! let input = InputShape { channels: 2, height: 64, frames: 44 };
+//! let model = Model::new(&ModelSpec::default(), 10, input, 0)?;
+//! assert_eq!(model.num_trainable(), 25_602);
+//! let x = Tensor::zeros((3, 2, 64, 44), DType::F32, &Device::Cpu)?;
+//! let logits = model.forward_t(&x, None, true)?;
+//! let loss = cross_entropy(&logits, &[0, 4, 9])?;
+//! let grads = loss.backward()?;
+//! assert!(grads.get(model.params().trainable()[0].1.as_tensor()).is_some());
+//! # Ok::<(), hark_models::Error>(())
+//! ```
 #![warn(missing_docs)]
 
+mod activation;
+mod audio_cnn;
+mod batch_norm;
+mod conv;
+mod cpu;
+mod crnn;
+mod dropout;
+mod error;
+mod init;
+mod linear;
+mod loss;
+mod model;
+mod params;
 mod pool;
+mod rnn;
+mod small_cnn;
+mod snap_rnn;
+mod summary;
+mod vgg;
 
-pub use pool::{avg_pool2d, max_pool2d};
+pub use activation::Activation;
+pub use audio_cnn::{AudioCnn, AudioCnnConfig};
+pub use batch_norm::{BatchNorm, BatchNormConfig, batch_norm1d, batch_norm2d};
+pub use conv::{Conv2d, Conv2dConfig, conv2d, conv2d_init};
+pub use crnn::{Crnn, CrnnConfig, crnn_size_after_convs};
+pub use dropout::{Dropout, dropout};
+pub use error::{Error, Result};
+pub use init::Init;
+pub use linear::{Linear, linear};
+pub use loss::{cross_entropy, log_softmax, softmax};
+pub use model::{AudioModel, InputShape, Model, ModelSpec, build};
+pub use params::{ParamBuilder, ParamStore, read_tensors, save_tensors};
+pub use pool::{avg_pool2d, max_pool2d, max_pool2d_hw};
+pub use rnn::{Cell, Recurrent, RecurrentState, lstm, rnn};
+pub use small_cnn::{SmallCnn, SmallCnnConfig};
+pub use snap_rnn::{SnapRnn, SnapRnnConfig, SnapStream};
+pub use summary::{LayerSummary, ModelSummary, Trace};
+pub use vgg::{Vgg, VggConfig, VggM, VggMConfig, VggVariant};

@@ -10,6 +10,9 @@
 //! every covered element `grad / (kh * kw)`.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::cpu::f32_data;
 
 /// Which reduction a pooling window applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,14 +74,6 @@ impl Pool {
     }
 }
 
-/// The contiguous f32 data of a storage as its layout sees it.
-fn f32_data<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("pooling needs a contiguous input")
-    };
-    Ok(&storage.as_slice::<f32>()?[start..end])
-}
-
 impl CustomOp1 for Pool {
     fn name(&self) -> &'static str {
         match self.kind {
@@ -92,21 +87,22 @@ impl CustomOp1 for Pool {
         let g = self.geometry(layout)?;
         let ((kh, kw), (sh, sw)) = (self.kernel, self.stride);
         let scale = 1.0 / (kh * kw) as f32;
-        let mut out = Vec::with_capacity(g.planes * g.oh * g.ow);
-        for plane in x.chunks_exact(g.h * g.w) {
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    out.push(match self.kind {
+        let mut out = vec![0.0f32; g.planes * g.oh * g.ow];
+        out.par_chunks_mut(g.oh * g.ow)
+            .zip(x.par_chunks(g.h * g.w))
+            .for_each(|(oplane, plane)| {
+                for (i, o) in oplane.iter_mut().enumerate() {
+                    let (oy, ox) = (i / g.ow, i % g.ow);
+                    *o = match self.kind {
                         Kind::Max => plane[self.argmax(plane, &g, oy, ox)],
                         Kind::Avg => {
                             let rows =
                                 (oy * sh..oy * sh + kh).map(|y| &plane[y * g.w + ox * sw..][..kw]);
                             rows.flatten().sum::<f32>() * scale
                         }
-                    });
+                    };
                 }
-            }
-        }
+            });
         let dims = layout.dims();
         Ok((
             CpuStorage::F32(out),
@@ -142,10 +138,10 @@ impl CustomOp2 for PoolBackward {
         let scale = 1.0 / (kh * kw) as f32;
         let mut dx = vec![0.0f32; x.len()];
         let planes = x
-            .chunks_exact(g.h * g.w)
-            .zip(dy.chunks_exact(g.oh * g.ow))
-            .zip(dx.chunks_exact_mut(g.h * g.w));
-        for ((plane, dplane), dxplane) in planes {
+            .par_chunks(g.h * g.w)
+            .zip(dy.par_chunks(g.oh * g.ow))
+            .zip(dx.par_chunks_mut(g.h * g.w));
+        planes.for_each(|((plane, dplane), dxplane)| {
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
                     let d = dplane[oy * g.ow + ox];
@@ -161,7 +157,7 @@ impl CustomOp2 for PoolBackward {
                     }
                 }
             }
-        }
+        });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -172,11 +168,15 @@ impl CustomOp2 for PoolBackward {
 /// # Errors
 /// Another rank or dtype, or a kernel larger than the input.
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Pool {
-        kind: Kind::Max,
-        kernel: (kernel, kernel),
-        stride: (stride, stride),
-    })
+    pool(x, Kind::Max, (kernel, kernel), (stride, stride))
+}
+
+/// [`max_pool2d`] with a `(rows, columns)` kernel and stride.
+///
+/// # Errors
+/// As [`max_pool2d`].
+pub fn max_pool2d_hw(x: &Tensor, kernel: (usize, usize), stride: (usize, usize)) -> Result<Tensor> {
+    pool(x, Kind::Max, kernel, stride)
 }
 
 /// Average pooling over `[N, C, H, W]` f32, as
@@ -185,9 +185,16 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
 /// # Errors
 /// As [`max_pool2d`].
 pub fn avg_pool2d(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+    pool(x, Kind::Avg, (kernel, kernel), (stride, stride))
+}
+
+fn pool(x: &Tensor, kind: Kind, kernel: (usize, usize), stride: (usize, usize)) -> Result<Tensor> {
+    if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 {
+        candle_core::bail!("pooling kernel {kernel:?} and stride {stride:?} must be positive");
+    }
     x.contiguous()?.apply_op1(Pool {
-        kind: Kind::Avg,
-        kernel: (kernel, kernel),
-        stride: (stride, stride),
+        kind,
+        kernel,
+        stride,
     })
 }

@@ -1,0 +1,129 @@
+//! Seed 001's UrbanSound8K CNN.
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::model::check_image;
+use crate::summary::Trace;
+use crate::{
+    Activation, AudioModel, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Error, Init,
+    InputShape, Linear, ParamBuilder, Result, batch_norm2d, conv2d_init, dropout, linear,
+};
+
+/// Options of [`AudioCnn`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioCnnConfig {
+    /// Dropout before the classifier. Default: 0 (the seed has none).
+    pub dropout: f64,
+}
+
+impl Default for AudioCnnConfig {
+    fn default() -> Self {
+        Self { dropout: 0.0 }
+    }
+}
+
+/// Four blocks Conv2d -> ReLU -> BatchNorm2d (2->8 k5 s2 p2, 8->16 k3 s2 p1,
+/// 16->32 k3 s2 p1, 32->64 k3 s2 p1), adaptive average pooling to 1x1 and
+/// `lin`: Linear(64, classes). Convolutions are initialised Kaiming-normal
+/// with a = 0.1 and zero bias, as in the seed.
+///
+/// State_dict names `conv1..4`, `bn1..4`, `lin`. 25,602 trainable
+/// parameters for 2 channels and 10 classes, whatever the input size: any
+/// input works, e.g. `[B, 2, 64, 344]` for 4 s at 44.1 kHz.
+#[derive(Debug)]
+pub struct AudioCnn {
+    input: InputShape,
+    blocks: Vec<(Conv2d, BatchNorm)>,
+    dropout: Dropout,
+    lin: Linear,
+}
+
+impl AudioCnn {
+    /// Builds the network under `pb`.
+    ///
+    /// # Errors
+    /// [`Error::Spec`] for a dropout outside `[0, 1)`.
+    pub fn new(
+        config: &AudioCnnConfig,
+        n_classes: usize,
+        input: InputShape,
+        pb: &ParamBuilder,
+    ) -> Result<Self> {
+        let plan = [
+            (input.channels, 8, 5, 2),
+            (8, 16, 3, 1),
+            (16, 32, 3, 1),
+            (32, 64, 3, 1),
+        ];
+        let blocks = plan
+            .iter()
+            .enumerate()
+            .map(|(i, &(cin, cout, k, p))| {
+                let conv = conv2d_init(
+                    cin,
+                    cout,
+                    (k, k),
+                    Conv2dConfig {
+                        stride: (2, 2),
+                        padding: (p, p),
+                    },
+                    Init::kaiming_normal(0.1, cin * k * k),
+                    Init::Const(0.0),
+                    &pb.pp(format!("conv{}", i + 1)),
+                )?;
+                let bn = batch_norm2d(
+                    cout,
+                    BatchNormConfig::default(),
+                    &pb.pp(format!("bn{}", i + 1)),
+                )?;
+                Ok((conv, bn))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            input,
+            blocks,
+            dropout: dropout(config.dropout, pb)?,
+            lin: linear(64, n_classes, &pb.pp("lin"))?,
+        })
+    }
+}
+
+impl AudioModel for AudioCnn {
+    fn name(&self) -> &'static str {
+        "AudioCnn"
+    }
+
+    fn forward_traced(
+        &self,
+        x: &Tensor,
+        _lengths: Option<&[usize]>,
+        train: bool,
+        trace: &mut Trace,
+    ) -> Result<Tensor> {
+        check_image(self.name(), x, self.input.channels, self.input.height)?;
+        let mut x = x.clone();
+        for (i, (conv, bn)) in self.blocks.iter().enumerate() {
+            let (h, w) = (x.dim(2)?, x.dim(3)?);
+            if conv.output_size((h, w)).is_none() {
+                return Err(Error::Input {
+                    model: self.name(),
+                    expected: "at least 1x1 after each stride-2 convolution".into(),
+                    got: x.dims().to_vec(),
+                });
+            }
+            x = conv.forward_act(&x, Activation::Relu)?;
+            trace.record(&format!("conv{}", i + 1), conv, &x);
+            trace.record(&format!("relu{}", i + 1), &"ReLU()", &x);
+            x = bn.forward_t(&x, train)?;
+            trace.record(&format!("bn{}", i + 1), bn, &x);
+        }
+        let x = x.mean((2, 3))?;
+        trace.record("ap", &"AdaptiveAvgPool2d(output_size=1) + flatten", &x);
+        let x = self.dropout.forward_t(&x, train)?;
+        let x = self.lin.forward(&x)?;
+        trace.record("lin", &self.lin, &x);
+        Ok(x)
+    }
+}

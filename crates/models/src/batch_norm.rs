@@ -1,0 +1,383 @@
+//! Batch normalisation as PyTorch's `nn.BatchNorm1d`/`nn.BatchNorm2d`, with
+//! an optional fused activation.
+//!
+//! Train mode normalises with the batch mean and the biased batch variance
+//! over every axis but the channel one, and moves the running statistics by
+//! `momentum` toward the batch mean and the unbiased batch variance. Eval mode
+//! normalises with the running statistics. The op computes the output and
+//! its three gradients (input, weight, bias) in two passes each, where
+//! candle-nn's composition of tensor ops makes about ten.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, Var};
+use rayon::prelude::*;
+
+use crate::cpu::{f32_data, with_f32};
+use crate::{Activation, Init, ParamBuilder, Result};
+
+/// Options of a [`BatchNorm`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchNormConfig {
+    /// Added to the variance before the square root. Default: 1e-5.
+    pub eps: f64,
+    /// Weight of the batch statistics in the running update. Default: 0.1.
+    pub momentum: f64,
+}
+
+impl Default for BatchNormConfig {
+    fn default() -> Self {
+        Self {
+            eps: 1e-5,
+            momentum: 0.1,
+        }
+    }
+}
+
+/// A batch-norm layer over the channel axis (axis 1) of `[N, C, ...]`.
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    num_batches_tracked: Var,
+    config: BatchNormConfig,
+    /// 1 or 2, for the printed name only.
+    spatial_dims: usize,
+}
+
+/// A [`BatchNorm`] for `[N, C, H, W]` registered under `pb` with PyTorch's
+/// names and initial values (weight 1, bias 0, running mean 0, running var 1).
+///
+/// # Errors
+/// When a name is already registered.
+pub fn batch_norm2d(
+    channels: usize,
+    config: BatchNormConfig,
+    pb: &ParamBuilder,
+) -> Result<BatchNorm> {
+    batch_norm(channels, config, 2, pb)
+}
+
+/// A [`BatchNorm`] for `[N, C]`, as [`batch_norm2d`].
+///
+/// # Errors
+/// When a name is already registered.
+pub fn batch_norm1d(
+    channels: usize,
+    config: BatchNormConfig,
+    pb: &ParamBuilder,
+) -> Result<BatchNorm> {
+    batch_norm(channels, config, 1, pb)
+}
+
+fn batch_norm(
+    channels: usize,
+    config: BatchNormConfig,
+    spatial_dims: usize,
+    pb: &ParamBuilder,
+) -> Result<BatchNorm> {
+    Ok(BatchNorm {
+        weight: pb.param(&[channels], "weight", Init::Const(1.0))?,
+        bias: pb.param(&[channels], "bias", Init::Const(0.0))?,
+        running_mean: pb.buffer(&[channels], "running_mean", 0.0)?,
+        running_var: pb.buffer(&[channels], "running_var", 1.0)?,
+        num_batches_tracked: pb.counter("num_batches_tracked")?,
+        config,
+        spatial_dims,
+    })
+}
+
+impl BatchNorm {
+    /// Normalises `x` `[N, C, ...]`; in train mode also updates the running
+    /// statistics.
+    ///
+    /// # Errors
+    /// A rank below 2, a channel count other than the layer's, or a train-mode
+    /// batch with a single value per channel.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_act(x, train, Activation::Identity)
+    }
+
+    /// [`forward_t`](Self::forward_t) followed by `act`, in one op.
+    ///
+    /// # Errors
+    /// As [`forward_t`](Self::forward_t).
+    pub fn forward_act(&self, x: &Tensor, train: bool, act: Activation) -> Result<Tensor> {
+        let channels = self.weight.elem_count();
+        if x.rank() < 2 || x.dim(1)? != channels {
+            return Err(crate::Error::Layer(format!(
+                "batch norm over {channels} channels got an input of shape {:?}",
+                x.dims()
+            )));
+        }
+        let per_channel = x.elem_count() / channels;
+        let stats = if train {
+            if per_channel < 2 {
+                return Err(crate::Error::Layer(format!(
+                    "batch norm in train mode needs more than one value per channel, got {:?}",
+                    x.dims()
+                )));
+            }
+            Stats::Batch(Arc::new(Mutex::new(Vec::new())))
+        } else {
+            let mean = self.running_mean.as_tensor().to_vec1::<f32>()?;
+            let var = self.running_var.as_tensor().to_vec1::<f32>()?;
+            Stats::Fixed(
+                mean.iter()
+                    .zip(&var)
+                    .map(|(&m, &v)| (m, inv_std(v as f64, self.config.eps)))
+                    .collect(),
+            )
+        };
+        let op = BatchNormOp {
+            eps: self.config.eps,
+            act,
+            stats: stats.clone(),
+        };
+        let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
+        if let Stats::Batch(batch) = stats {
+            self.update_running(
+                &batch.lock().unwrap_or_else(|e| e.into_inner()),
+                per_channel,
+            )?;
+        }
+        Ok(y)
+    }
+
+    fn update_running(&self, batch: &[BatchStat], n: usize) -> Result<()> {
+        let m = self.config.momentum;
+        let unbias = n as f64 / (n - 1) as f64;
+        let mean = self.running_mean.as_tensor().to_vec1::<f32>()?;
+        let var = self.running_var.as_tensor().to_vec1::<f32>()?;
+        let new_mean: Vec<f32> = mean
+            .iter()
+            .zip(batch)
+            .map(|(&r, s)| ((1.0 - m) * r as f64 + m * s.mean) as f32)
+            .collect();
+        let new_var: Vec<f32> = var
+            .iter()
+            .zip(batch)
+            .map(|(&r, s)| ((1.0 - m) * r as f64 + m * s.var * unbias) as f32)
+            .collect();
+        let dev = self.weight.device();
+        self.running_mean
+            .set(&Tensor::from_vec(new_mean, mean.len(), dev)?)?;
+        self.running_var
+            .set(&Tensor::from_vec(new_var, var.len(), dev)?)?;
+        let tracked = self.num_batches_tracked.as_tensor().to_scalar::<i64>()?;
+        self.num_batches_tracked
+            .set(&Tensor::new(tracked + 1, dev)?.to_dtype(DType::I64)?)?;
+        Ok(())
+    }
+}
+
+impl fmt::Display for BatchNorm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "BatchNorm{}d({}, eps={:e}, momentum={}, affine=True, track_running_stats=True)",
+            self.spatial_dims,
+            self.weight.elem_count(),
+            self.config.eps,
+            self.config.momentum
+        )
+    }
+}
+
+fn inv_std(var: f64, eps: f64) -> f32 {
+    (1.0 / (var + eps).sqrt()) as f32
+}
+
+/// One channel's batch statistics: mean and biased variance.
+#[derive(Debug, Clone, Copy)]
+struct BatchStat {
+    mean: f64,
+    var: f64,
+}
+
+/// Where the normalising statistics come from.
+#[derive(Debug, Clone)]
+enum Stats {
+    /// Computed from the batch; the forward pass records them here.
+    Batch(Arc<Mutex<Vec<BatchStat>>>),
+    /// Given: per channel (mean, 1 / sqrt(var + eps)).
+    Fixed(Vec<(f32, f32)>),
+}
+
+/// The op: inputs `x`, `weight`, `bias`.
+#[derive(Debug)]
+struct BatchNormOp {
+    eps: f64,
+    act: Activation,
+    stats: Stats,
+}
+
+/// `[N, C, S]` view of the input.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    n: usize,
+    c: usize,
+    s: usize,
+}
+
+impl Dims {
+    fn of(dims: &[usize]) -> Self {
+        Self {
+            n: dims[0],
+            c: dims[1],
+            s: dims[2..].iter().product(),
+        }
+    }
+
+    /// The `n` slices of channel `c`.
+    fn channel<'a>(&self, data: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+        let (cs, s) = (self.c * self.s, self.s);
+        (0..self.n).map(move |i| &data[i * cs + c * s..][..s])
+    }
+}
+
+impl BatchNormOp {
+    /// Per channel (mean, inverse std): computed from `x` and recorded, or
+    /// the fixed ones.
+    fn normalisers(&self, d: Dims, x: &[f32]) -> Vec<(f32, f32)> {
+        match &self.stats {
+            Stats::Fixed(v) => v.clone(),
+            Stats::Batch(record) => {
+                let count = (d.n * d.s) as f64;
+                let stats: Vec<BatchStat> = (0..d.c)
+                    .into_par_iter()
+                    .map(|c| {
+                        let sum: f64 = d.channel(x, c).flatten().map(|&v| v as f64).sum();
+                        let mean = sum / count;
+                        let sq: f64 = d
+                            .channel(x, c)
+                            .flatten()
+                            .map(|&v| (v as f64 - mean).powi(2))
+                            .sum();
+                        BatchStat {
+                            mean,
+                            var: sq / count,
+                        }
+                    })
+                    .collect();
+                let out = stats
+                    .iter()
+                    .map(|s| (s.mean as f32, inv_std(s.var, self.eps)))
+                    .collect();
+                *record.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+                out
+            }
+        }
+    }
+}
+
+impl CustomOp3 for BatchNormOp {
+    fn name(&self) -> &'static str {
+        "hark-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let d = Dims::of(l1.dims());
+        let (x, gamma, beta) = (f32_data(s1, l1)?, f32_data(s2, l2)?, f32_data(s3, l3)?);
+        let norm = self.normalisers(d, x);
+        let mut y = vec![0.0f32; x.len()];
+        y.par_chunks_mut(d.s)
+            .zip(x.par_chunks(d.s))
+            .enumerate()
+            .with_min_len(64)
+            .for_each(|(i, (yc, xc))| {
+                let c = i % d.c;
+                let (mean, inv) = norm[c];
+                let scale = gamma[c] * inv;
+                for (y, x) in yc.iter_mut().zip(xc) {
+                    *y = self.act.apply((x - mean) * scale + beta[c]);
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = Dims::of(x.dims());
+        let norm: Vec<(f32, f32)> = match &self.stats {
+            Stats::Fixed(v) => v.clone(),
+            Stats::Batch(record) => record
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|s| (s.mean as f32, inv_std(s.var, self.eps)))
+                .collect(),
+        };
+        let gamma = gamma.to_vec1::<f32>()?;
+        let batch = matches!(self.stats, Stats::Batch(_));
+        let (dx, dgamma, dbeta) = with_f32(x, |x| {
+            with_f32(res, |y| {
+                with_f32(grad, |g| {
+                    // Gradient before the activation, and the normalised input.
+                    let dz = |i: usize| g[i] * self.act.grad_from_output(y[i]);
+                    let xhat = |i: usize, c: usize| (x[i] - norm[c].0) * norm[c].1;
+                    let sums: Vec<(f64, f64)> = (0..d.c)
+                        .into_par_iter()
+                        .map(|c| {
+                            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+                            for b in 0..d.n {
+                                let start = (b * d.c + c) * d.s;
+                                for i in start..start + d.s {
+                                    let dzi = dz(i) as f64;
+                                    sg += dzi;
+                                    sgx += dzi * xhat(i, c) as f64;
+                                }
+                            }
+                            (sg, sgx)
+                        })
+                        .collect();
+                    let count = (d.n * d.s) as f64;
+                    let mut dx = vec![0.0f32; x.len()];
+                    dx.par_chunks_mut(d.s)
+                        .enumerate()
+                        .with_min_len(64)
+                        .for_each(|(chunk, dxc)| {
+                            let c = chunk % d.c;
+                            let k = gamma[c] * norm[c].1;
+                            let (mean_g, mean_gx) =
+                                ((sums[c].0 / count) as f32, (sums[c].1 / count) as f32);
+                            for (j, v) in dxc.iter_mut().enumerate() {
+                                let i = chunk * d.s + j;
+                                *v = if batch {
+                                    k * (dz(i) - mean_g - xhat(i, c) * mean_gx)
+                                } else {
+                                    k * dz(i)
+                                };
+                            }
+                        });
+                    let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+                    let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+                    Ok((dx, dgamma, dbeta))
+                })
+            })
+        })?;
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dgamma, d.c, dev)?),
+            Some(Tensor::from_vec(dbeta, d.c, dev)?),
+        ))
+    }
+}

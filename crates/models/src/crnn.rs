@@ -1,0 +1,230 @@
+//! Seed 004's CNN + LSTM for variable-length clips.
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::model::check_image;
+use crate::summary::Trace;
+use crate::{
+    Activation, AudioModel, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Error,
+    InputShape, Linear, ParamBuilder, Recurrent, Result, batch_norm1d, batch_norm2d, conv2d,
+    dropout, linear, lstm, max_pool2d,
+};
+
+/// Options of [`Crnn`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrnnConfig {
+    /// Dropout after each conv block. Default: 0.1 (seed 004's conv.cfg).
+    pub conv_dropout: f64,
+    /// Dropout before the classifier. Default: 0.1.
+    pub head_dropout: f64,
+    /// LSTM hidden size. Default: 64.
+    pub hidden: usize,
+    /// LSTM layers. Default: 2.
+    pub lstm_layers: usize,
+}
+
+impl Default for CrnnConfig {
+    fn default() -> Self {
+        Self {
+            conv_dropout: 0.1,
+            head_dropout: 0.1,
+            hidden: 64,
+            lstm_layers: 2,
+        }
+    }
+}
+
+/// Pool size after each of the three conv blocks.
+const POOLS: [usize; 3] = [3, 4, 4];
+/// Channels of the three conv blocks.
+const CHANNELS: [usize; 3] = [32, 64, 64];
+
+/// Three blocks Conv2d(k3, no padding) -> BatchNorm2d -> ELU -> MaxPool
+/// (3, 4, 4) -> Dropout, with 32, 64, 64 channels; the frames as a sequence
+/// of `64 * F'` features (frequency-major: feature `f * 64 + c`); a stacked
+/// LSTM (default 2 x 64); its output at each example's last valid step;
+/// `bn_out`: BatchNorm1d; Dropout; `lin`: Linear(hidden, classes).
+///
+/// Given each example's frame count, the valid length after every conv and
+/// pool is `(n - 2) / pool` (at least 1 step), and the LSTM output is taken
+/// at the last valid step, as with PyTorch's `pack_padded_sequence`: in eval
+/// mode, padding never changes an example's logits. 139,786 trainable
+/// parameters for 128 mels and 10 classes.
+#[derive(Debug)]
+pub struct Crnn {
+    input: InputShape,
+    blocks: Vec<(Conv2d, BatchNorm)>,
+    conv_dropout: Dropout,
+    lstm: Recurrent,
+    bn_out: BatchNorm,
+    head_dropout: Dropout,
+    lin: Linear,
+}
+
+/// The smallest axis that survives the conv stack (80).
+fn crnn_min_size() -> usize {
+    (1..)
+        .find(|&n| crnn_size_after_convs(n) > 0)
+        .unwrap_or(usize::MAX)
+}
+
+/// The size of an axis after the conv stack, 0 if it vanishes.
+pub fn crnn_size_after_convs(mut n: usize) -> usize {
+    for p in POOLS {
+        n = n.saturating_sub(2) / p;
+    }
+    n
+}
+
+impl Crnn {
+    /// Builds the network under `pb`.
+    ///
+    /// # Errors
+    /// [`Error::Input`] when the mel axis vanishes in the conv stack,
+    /// [`Error::Spec`] for a zero size or a dropout outside `[0, 1)`.
+    pub fn new(
+        config: &CrnnConfig,
+        n_classes: usize,
+        input: InputShape,
+        pb: &ParamBuilder,
+    ) -> Result<Self> {
+        let freq = crnn_size_after_convs(input.height);
+        if freq == 0 {
+            return Err(Error::Input {
+                model: "Crnn",
+                expected: format!("at least {} mel bands", crnn_min_size()),
+                got: vec![input.channels, input.height, input.frames],
+            });
+        }
+        if config.hidden == 0 || config.lstm_layers == 0 {
+            return Err(Error::Spec {
+                field: "hidden/lstm_layers",
+                rule: "must be positive",
+                got: format!("{}/{}", config.hidden, config.lstm_layers),
+            });
+        }
+        let mut cin = input.channels;
+        let mut blocks = Vec::new();
+        for (i, cout) in CHANNELS.into_iter().enumerate() {
+            let conv = conv2d(
+                cin,
+                cout,
+                (3, 3),
+                Conv2dConfig::default(),
+                &pb.pp(format!("conv{}", i + 1)),
+            )?;
+            let bn = batch_norm2d(
+                cout,
+                BatchNormConfig::default(),
+                &pb.pp(format!("bn{}", i + 1)),
+            )?;
+            blocks.push((conv, bn));
+            cin = cout;
+        }
+        Ok(Self {
+            input,
+            blocks,
+            conv_dropout: dropout(config.conv_dropout, pb)?,
+            lstm: lstm(
+                cin * freq,
+                config.hidden,
+                config.lstm_layers,
+                &pb.pp("lstm"),
+            )?,
+            bn_out: batch_norm1d(config.hidden, BatchNormConfig::default(), &pb.pp("bn_out"))?,
+            head_dropout: dropout(config.head_dropout, pb)?,
+            lin: linear(config.hidden, n_classes, &pb.pp("lin"))?,
+        })
+    }
+
+    /// The LSTM steps of each example: `max(1, size_after_convs(len))`.
+    ///
+    /// # Errors
+    /// [`Error::Input`] when a length is 0 or exceeds the padded frame count.
+    pub fn steps(&self, lengths: &[usize], frames: usize) -> Result<Vec<usize>> {
+        lengths
+            .iter()
+            .map(|&len| {
+                if len == 0 || len > frames {
+                    return Err(Error::Input {
+                        model: "Crnn",
+                        expected: format!("lengths in 1..={frames}"),
+                        got: lengths.to_vec(),
+                    });
+                }
+                Ok(crnn_size_after_convs(len).max(1))
+            })
+            .collect()
+    }
+}
+
+impl AudioModel for Crnn {
+    fn name(&self) -> &'static str {
+        "Crnn"
+    }
+
+    fn forward_traced(
+        &self,
+        x: &Tensor,
+        lengths: Option<&[usize]>,
+        train: bool,
+        trace: &mut Trace,
+    ) -> Result<Tensor> {
+        let (b, frames) = check_image(self.name(), x, self.input.channels, self.input.height)?;
+        let t_out = crnn_size_after_convs(frames);
+        if t_out == 0 {
+            return Err(Error::Input {
+                model: self.name(),
+                expected: format!("at least {} frames", crnn_min_size()),
+                got: x.dims().to_vec(),
+            });
+        }
+        let steps = match lengths {
+            Some(l) if l.len() != b => {
+                return Err(Error::Input {
+                    model: self.name(),
+                    expected: format!("{b} lengths"),
+                    got: l.to_vec(),
+                });
+            }
+            Some(l) => self.steps(l, frames)?,
+            None => vec![t_out; b],
+        };
+        let mut x = x.clone();
+        for (i, ((conv, bn), pool)) in self.blocks.iter().zip(POOLS).enumerate() {
+            x = conv.forward(&x)?;
+            trace.record(&format!("conv{}", i + 1), conv, &x);
+            x = bn.forward_act(&x, train, Activation::Elu)?;
+            trace.record(&format!("bn{}", i + 1), bn, &x);
+            trace.record(&format!("elu{}", i + 1), &"ELU(alpha=1.0)", &x);
+            x = max_pool2d(&x, pool, pool)?;
+            trace.record(
+                &format!("pool{}", i + 1),
+                &format!("MaxPool2d(kernel_size={pool}, stride={pool})"),
+                &x,
+            );
+            x = self.conv_dropout.forward_t(&x, train)?;
+        }
+        // (B, C, F', T') -> (B, T', F', C) -> (B, T', F' * C): feature f * C + c.
+        let (_, _, _, t) = x.dims4()?;
+        let seq = x.permute((0, 3, 2, 1))?.contiguous()?.reshape((b, t, ()))?;
+        let out = self.lstm.forward(&seq)?;
+        trace.record("lstm", &self.lstm, &out);
+        // The output at each example's last valid step. A unidirectional LSTM
+        // is causal, so later (padded) steps cannot change it.
+        let mut pick = vec![0.0f32; b * t];
+        for (i, s) in steps.iter().enumerate() {
+            pick[i * t + s - 1] = 1.0;
+        }
+        let pick = Tensor::from_vec(pick, (b, t, 1), x.device())?;
+        let last = out.broadcast_mul(&pick)?.sum(1)?;
+        let x = self.bn_out.forward_t(&last, train)?;
+        trace.record("bn_out", &self.bn_out, &x);
+        let x = self.head_dropout.forward_t(&x, train)?;
+        let x = self.lin.forward(&x)?;
+        trace.record("lin", &self.lin, &x);
+        Ok(x)
+    }
+}

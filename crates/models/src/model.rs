@@ -1,0 +1,252 @@
+//! The model interface, the serde [`ModelSpec`] that names an architecture
+//! and its options, and [`Model`], a built network with its parameters.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::summary::{LayerSummary, ModelSummary, Trace};
+use crate::{
+    AudioCnn, AudioCnnConfig, Crnn, CrnnConfig, Error, ParamBuilder, ParamStore, Result, SmallCnn,
+    SmallCnnConfig, SnapRnn, SnapRnnConfig, Vgg, VggConfig, VggM, VggMConfig, VggVariant,
+};
+
+/// The per-example input a model is built for: a `[channels, height,
+/// frames]` spectrogram (`height` is the mel or feature count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputShape {
+    /// Audio channels (1 mono, 2 stereo).
+    pub channels: usize,
+    /// Mel bands (or features per frame).
+    pub height: usize,
+    /// Frames per example (the longest, for variable-length models).
+    pub frames: usize,
+}
+
+/// A classifier over `[B, C, M, T]` spectrograms returning `[B, classes]`
+/// logits.
+pub trait AudioModel: Send + Sync + std::fmt::Debug {
+    /// The architecture's name, e.g. `AudioCnn`.
+    fn name(&self) -> &'static str;
+
+    /// Logits for `x` `[B, C, M, T]`. `lengths` gives each example's valid
+    /// frame count for models that honour padding (the CRNN); `train`
+    /// selects batch statistics and dropout. Each layer's output is noted
+    /// in `trace`.
+    ///
+    /// # Errors
+    /// [`Error::Input`] for an input of the wrong shape, or a failed op.
+    fn forward_traced(
+        &self,
+        x: &Tensor,
+        lengths: Option<&[usize]>,
+        train: bool,
+        trace: &mut Trace,
+    ) -> Result<Tensor>;
+
+    /// [`forward_traced`](Self::forward_traced) without a trace.
+    ///
+    /// # Errors
+    /// As [`forward_traced`](Self::forward_traced).
+    fn forward_t(&self, x: &Tensor, lengths: Option<&[usize]>, train: bool) -> Result<Tensor> {
+        self.forward_traced(x, lengths, train, &mut Trace::off())
+    }
+}
+
+/// An architecture and its options, as written in an experiment config
+/// (`[model]` with `kind = "audio_cnn"` and the variant's fields, each with
+/// a default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelSpec {
+    /// Seed 001's four-block CNN.
+    AudioCnn(AudioCnnConfig),
+    /// Seed 004's CNN + LSTM.
+    Crnn(CrnnConfig),
+    /// Seed 003's three-conv CNN.
+    SmallCnn(SmallCnnConfig),
+    /// Seed 002's smallest VGG-style stack.
+    VggUltraMini(VggConfig),
+    /// Seed 002's staple VGG-style stack.
+    VggMini(VggConfig),
+    /// Seed 002's VGG-style stack ending in global pooling.
+    VggPool(VggConfig),
+    /// VGG-M for speaker identification (VoxCeleb), with a width multiplier.
+    VggM(VggMConfig),
+    /// Seed 000's Elman RNN snap detector.
+    SnapRnn(SnapRnnConfig),
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self::AudioCnn(AudioCnnConfig::default())
+    }
+}
+
+/// Builds the network `spec` describes for `n_classes` classes and inputs of
+/// `input`, registering its parameters under `pb`.
+///
+/// # Errors
+/// [`Error::Spec`] for an option out of range, [`Error::Input`] for an input
+/// shape the architecture cannot take.
+pub fn build(
+    spec: &ModelSpec,
+    n_classes: usize,
+    input: InputShape,
+    pb: &ParamBuilder,
+) -> Result<Box<dyn AudioModel>> {
+    if n_classes < 2 {
+        return Err(Error::Spec {
+            field: "n_classes",
+            rule: "must be at least 2",
+            got: n_classes.to_string(),
+        });
+    }
+    Ok(match spec {
+        ModelSpec::AudioCnn(c) => Box::new(AudioCnn::new(c, n_classes, input, pb)?),
+        ModelSpec::Crnn(c) => Box::new(Crnn::new(c, n_classes, input, pb)?),
+        ModelSpec::SmallCnn(c) => Box::new(SmallCnn::new(c, n_classes, input, pb)?),
+        ModelSpec::VggUltraMini(c) => {
+            Box::new(Vgg::new(VggVariant::UltraMini, c, n_classes, input, pb)?)
+        }
+        ModelSpec::VggMini(c) => Box::new(Vgg::new(VggVariant::Mini, c, n_classes, input, pb)?),
+        ModelSpec::VggPool(c) => Box::new(Vgg::new(VggVariant::Pool, c, n_classes, input, pb)?),
+        ModelSpec::VggM(c) => Box::new(VggM::new(c, n_classes, input, pb)?),
+        ModelSpec::SnapRnn(c) => Box::new(SnapRnn::new(c, n_classes, input, pb)?),
+    })
+}
+
+/// A built model with its parameters: what a training loop or a predictor
+/// holds.
+#[derive(Debug)]
+pub struct Model {
+    spec: ModelSpec,
+    n_classes: usize,
+    input: InputShape,
+    store: ParamStore,
+    net: Box<dyn AudioModel>,
+}
+
+impl Model {
+    /// Builds `spec` with parameters drawn from `seed`.
+    ///
+    /// # Errors
+    /// As [`build`].
+    pub fn new(spec: &ModelSpec, n_classes: usize, input: InputShape, seed: u64) -> Result<Self> {
+        let store = ParamStore::new(seed);
+        let net = build(spec, n_classes, input, &store.root())?;
+        Ok(Self {
+            spec: spec.clone(),
+            n_classes,
+            input,
+            store,
+            net,
+        })
+    }
+
+    /// Logits `[B, classes]`; see [`AudioModel::forward_traced`].
+    ///
+    /// # Errors
+    /// As [`AudioModel::forward_traced`].
+    pub fn forward_t(&self, x: &Tensor, lengths: Option<&[usize]>, train: bool) -> Result<Tensor> {
+        self.net.forward_t(x, lengths, train)
+    }
+
+    /// The network itself.
+    pub fn net(&self) -> &dyn AudioModel {
+        self.net.as_ref()
+    }
+
+    /// The parameters and buffers.
+    pub fn params(&self) -> &ParamStore {
+        &self.store
+    }
+
+    /// The spec it was built from.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The number of classes.
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
+    /// The input shape it was built for.
+    pub fn input_shape(&self) -> InputShape {
+        self.input
+    }
+
+    /// Trainable parameter count.
+    pub fn num_trainable(&self) -> usize {
+        self.store.num_trainable("")
+    }
+
+    /// Writes the state_dict (see [`ParamStore::save`]).
+    ///
+    /// # Errors
+    /// As [`ParamStore::save`].
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.store.save(path)
+    }
+
+    /// Loads a state_dict (see [`ParamStore::load`]).
+    ///
+    /// # Errors
+    /// As [`ParamStore::load`].
+    pub fn load(&self, path: &Path) -> Result<()> {
+        self.store.load(path)
+    }
+
+    /// Layers, output shapes and parameter counts for one example of the
+    /// built input shape (an eval-mode forward pass on zeros; the running
+    /// statistics are not touched).
+    ///
+    /// # Errors
+    /// Only from the forward pass.
+    pub fn summary(&self) -> Result<ModelSummary> {
+        let InputShape {
+            channels,
+            height,
+            frames,
+        } = self.input;
+        let shape = [1, channels, height, frames];
+        let x = Tensor::zeros(&shape[..], DType::F32, &Device::Cpu)?;
+        let mut trace = Trace::on();
+        self.net.forward_traced(&x, None, false, &mut trace)?;
+        let layers = trace
+            .into_layers()
+            .into_iter()
+            .map(|(name, description, output_shape)| LayerSummary {
+                params: self.store.num_trainable(&name),
+                name,
+                description,
+                output_shape,
+            })
+            .collect();
+        Ok(ModelSummary {
+            model: self.net.name().to_string(),
+            input_shape: shape.to_vec(),
+            layers,
+            trainable_params: self.num_trainable(),
+        })
+    }
+}
+
+/// Checks that `x` is `[B, channels, height, T]` and returns `(B, T)`.
+pub(crate) fn check_image(
+    model: &'static str,
+    x: &Tensor,
+    channels: usize,
+    height: usize,
+) -> Result<(usize, usize)> {
+    match *x.dims() {
+        [b, c, h, t] if c == channels && h == height && b > 0 => Ok((b, t)),
+        _ => Err(Error::Input {
+            model,
+            expected: format!("[B, {channels}, {height}, T]"),
+            got: x.dims().to_vec(),
+        }),
+    }
+}

@@ -1,0 +1,229 @@
+//! Stacked recurrent layers with PyTorch's `nn.RNN` (tanh Elman) and
+//! `nn.LSTM` weight names, layouts and gate math, `batch_first`, zero
+//! initial state.
+//!
+//! candle-nn's LSTM is a single layer stepped one matrix product at a time;
+//! here each layer projects all time steps' inputs in one matrix product and
+//! only the hidden-to-hidden product runs per step. The same cell function
+//! serves the batch [`Recurrent::forward`] and the streaming
+//! [`Recurrent::step`], so both give the same numbers.
+
+use std::fmt;
+
+use candle_core::{D, Tensor};
+
+use crate::activation::sigmoid;
+use crate::{Init, ParamBuilder, Result};
+
+/// The recurrent cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    /// `h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`.
+    Tanh,
+    /// LSTM with gate rows ordered input, forget, cell, output.
+    Lstm,
+}
+
+impl Cell {
+    fn gates(self) -> usize {
+        match self {
+            Self::Tanh => 1,
+            Self::Lstm => 4,
+        }
+    }
+}
+
+/// One layer's weights: `weight_ih_l{k}` `[G*H, in]`, `weight_hh_l{k}`
+/// `[G*H, H]`, `bias_ih_l{k}` and `bias_hh_l{k}` `[G*H]`.
+#[derive(Debug, Clone)]
+struct Layer {
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor,
+    b_hh: Tensor,
+}
+
+/// A stack of recurrent layers over `[B, T, F]`.
+#[derive(Debug, Clone)]
+pub struct Recurrent {
+    cell: Cell,
+    input_size: usize,
+    hidden: usize,
+    layers: Vec<Layer>,
+}
+
+/// The state carried between [`Recurrent::step`] calls: per layer `h` (and
+/// `c` for an LSTM), each `[B, H]`.
+#[derive(Debug, Clone, Default)]
+pub struct RecurrentState {
+    h: Vec<Tensor>,
+    c: Vec<Tensor>,
+}
+
+/// A stacked `nn.RNN(nonlinearity="tanh")` registered under `pb`, every
+/// tensor `U(-1/sqrt(H), 1/sqrt(H))` as PyTorch initialises it.
+///
+/// # Errors
+/// When a name is already registered.
+pub fn rnn(
+    input_size: usize,
+    hidden: usize,
+    num_layers: usize,
+    pb: &ParamBuilder,
+) -> Result<Recurrent> {
+    recurrent(Cell::Tanh, input_size, hidden, num_layers, pb)
+}
+
+/// A stacked `nn.LSTM` registered under `pb`, initialised as [`rnn`].
+///
+/// # Errors
+/// When a name is already registered.
+pub fn lstm(
+    input_size: usize,
+    hidden: usize,
+    num_layers: usize,
+    pb: &ParamBuilder,
+) -> Result<Recurrent> {
+    recurrent(Cell::Lstm, input_size, hidden, num_layers, pb)
+}
+
+fn recurrent(
+    cell: Cell,
+    input_size: usize,
+    hidden: usize,
+    num_layers: usize,
+    pb: &ParamBuilder,
+) -> Result<Recurrent> {
+    let init = Init::fan_in_uniform(hidden);
+    let rows = cell.gates() * hidden;
+    let layers = (0..num_layers)
+        .map(|k| {
+            let inp = if k == 0 { input_size } else { hidden };
+            Ok(Layer {
+                w_ih: pb.param(&[rows, inp], &format!("weight_ih_l{k}"), init)?,
+                w_hh: pb.param(&[rows, hidden], &format!("weight_hh_l{k}"), init)?,
+                b_ih: pb.param(&[rows], &format!("bias_ih_l{k}"), init)?,
+                b_hh: pb.param(&[rows], &format!("bias_hh_l{k}"), init)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Recurrent {
+        cell,
+        input_size,
+        hidden,
+        layers,
+    })
+}
+
+impl Layer {
+    /// `x W_ih^T + b_ih + b_hh` for `x` `[..., in]`.
+    fn project(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.broadcast_matmul(&self.w_ih.t()?)?
+            .broadcast_add(&self.b_ih)?
+            .broadcast_add(&self.b_hh)
+    }
+}
+
+impl Recurrent {
+    /// Hidden size.
+    pub fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+
+    /// One step of layer `layer` from its projected input `xp` `[B, G*H]`;
+    /// updates `h` (and `c`) in place.
+    fn cell(
+        &self,
+        layer: &Layer,
+        xp: &Tensor,
+        h: &mut Tensor,
+        c: &mut Tensor,
+    ) -> candle_core::Result<()> {
+        let pre = (xp + h.matmul(&layer.w_hh.t()?)?)?;
+        match self.cell {
+            Cell::Tanh => *h = pre.tanh()?,
+            Cell::Lstm => {
+                let gates = pre.chunk(4, D::Minus1)?;
+                let (i, f) = (sigmoid(&gates[0])?, sigmoid(&gates[1])?);
+                let (g, o) = (gates[2].tanh()?, sigmoid(&gates[3])?);
+                *c = ((f * &*c)? + (i * g)?)?;
+                *h = (o * c.tanh()?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The top layer's output at every step, `[B, T, H]`, from `x`
+    /// `[B, T, F]` and a zero initial state.
+    ///
+    /// # Errors
+    /// When `x` is not `[B, T, input_size]` with `T > 0`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, f) = x.dims3()?;
+        if f != self.input_size || t == 0 {
+            return Err(crate::Error::Layer(format!(
+                "recurrent layer expects [B, T > 0, {}], got {:?}",
+                self.input_size,
+                x.dims()
+            )));
+        }
+        let mut seq = x.clone();
+        for layer in &self.layers {
+            let xp = layer.project(&seq)?;
+            let mut h = Tensor::zeros((b, self.hidden), x.dtype(), x.device())?;
+            let mut c = h.clone();
+            let mut outs = Vec::with_capacity(t);
+            for step in 0..t {
+                self.cell(layer, &xp.narrow(1, step, 1)?.squeeze(1)?, &mut h, &mut c)?;
+                outs.push(h.clone());
+            }
+            seq = Tensor::stack(&outs, 1)?;
+        }
+        Ok(seq)
+    }
+
+    /// Feeds one frame `x` `[B, F]` and returns the top layer's output
+    /// `[B, H]`; `state` starts empty (zeros) and carries over.
+    ///
+    /// # Errors
+    /// When `x` is not `[B, input_size]`.
+    pub fn step(&self, x: &Tensor, state: &mut RecurrentState) -> Result<Tensor> {
+        let (b, f) = x.dims2()?;
+        if f != self.input_size {
+            return Err(crate::Error::Layer(format!(
+                "recurrent step expects [B, {}], got {:?}",
+                self.input_size,
+                x.dims()
+            )));
+        }
+        if state.h.len() != self.layers.len() {
+            let zero = Tensor::zeros((b, self.hidden), x.dtype(), x.device())?;
+            state.h = vec![zero.clone(); self.layers.len()];
+            state.c = vec![zero; self.layers.len()];
+        }
+        let mut input = x.clone();
+        for (k, layer) in self.layers.iter().enumerate() {
+            // Project as `forward` does, over a length-1 time axis.
+            let xp = layer.project(&input.unsqueeze(1)?)?.squeeze(1)?;
+            self.cell(layer, &xp, &mut state.h[k], &mut state.c[k])?;
+            input = state.h[k].clone();
+        }
+        Ok(input)
+    }
+}
+
+impl fmt::Display for Recurrent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.cell {
+            Cell::Tanh => "RNN",
+            Cell::Lstm => "LSTM",
+        };
+        write!(
+            f,
+            "{name}({}, {}, num_layers={}, batch_first=True)",
+            self.input_size,
+            self.hidden,
+            self.layers.len()
+        )
+    }
+}
