@@ -67,8 +67,8 @@ impl VggVariant {
 ///
 /// Names: `conv{stage}_{i}`, `bn{stage}_{i}` (from 1), then the head.
 /// Trainable parameters for `[1, 64, 128]` inputs and 10 classes:
-/// VggUltraMini 132,458 (the dense layer holds 131,136), VggMini 1,073,578,
-/// VggPool 289,194 (whatever the input size).
+/// VggUltraMini 526,298 (the dense `fc1` holds 524,352), VggMini 1,073,514,
+/// VggPool 295,482 (whatever the input size).
 #[derive(Debug)]
 pub struct Vgg {
     variant: VggVariant,
@@ -246,10 +246,10 @@ impl Default for VggMConfig {
 /// Every convolution (fc6 included) is followed by BatchNorm2d (`bn1..6`)
 /// and ReLU; every width is scaled by `width`.
 ///
-/// For `[1, 512, 300]` spectrograms and 1,251 classes at width 1: 67.4 M
-/// trainable parameters (fc6 alone 9.4 M); at width 0.25 on `[1, 64, 128]`
-/// and 10 classes: 1.6 M. It needs at least 79 rows and 51 frames... exact
-/// minima are checked when building.
+/// For `[1, 512, 300]` spectrograms and 1,251 classes at width 1:
+/// 17,909,219 trainable parameters (fc6 alone 9.4 M); at width 0.25 on
+/// `[1, 128, 128]` and 10 classes: 521,546. The input needs at least 97
+/// rows and 65 frames.
 #[derive(Debug)]
 pub struct VggM {
     input: InputShape,

@@ -1,0 +1,217 @@
+//! The custom layers against slow, obvious versions: direct convolution and
+//! its gradients by definition over a grid of kernels, strides and paddings;
+//! batch norm in eval mode against finite differences; rectangular pooling.
+
+use candle_core::{Device, Tensor, Var};
+use hark_models::{
+    Activation, BatchNormConfig, Conv2dConfig, Init, ParamStore, batch_norm2d, conv2d_init,
+    max_pool2d_hw,
+};
+
+/// Conv outputs and gradients against the f64 reference.
+const TOL: f64 = 1e-4;
+
+fn seq(n: usize, seed: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i as f32 * 0.7311 + seed).sin() * 1.7).fract())
+        .collect()
+}
+
+fn vals(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+#[test]
+fn conv_forward_and_gradients_equal_the_direct_definition() {
+    let (b, c, h, w, o) = (2usize, 3usize, 7usize, 9usize, 4usize);
+    for (k, s, p) in [
+        ((3, 3), 1, 0),
+        ((3, 3), 2, 1),
+        ((5, 5), 2, 2),
+        ((7, 7), 2, 1),
+        ((2, 3), 3, 1),
+        ((3, 1), 1, 2),
+    ] {
+        for act in [Activation::Identity, Activation::Relu] {
+            let store = ParamStore::new(1);
+            let cfg = Conv2dConfig {
+                stride: (s, s),
+                padding: (p, p),
+            };
+            let conv = conv2d_init(
+                c,
+                o,
+                k,
+                cfg,
+                Init::Uniform { bound: 0.5 },
+                Init::Uniform { bound: 0.5 },
+                &store.root(),
+            )
+            .unwrap();
+            let x = Var::from_vec(seq(b * c * h * w, 0.3), (b, c, h, w), &Device::Cpu).unwrap();
+            let y = conv.forward_act(x.as_tensor(), act).unwrap();
+            let (_, _, oh, ow) = y.dims4().unwrap();
+            assert_eq!(
+                (oh, ow),
+                ((h + 2 * p - k.0) / s + 1, (w + 2 * p - k.1) / s + 1)
+            );
+            let gw = Tensor::from_vec(seq(b * o * oh * ow, 1.1), y.shape(), &Device::Cpu).unwrap();
+            let grads = (&y * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+            let params = store.trainable();
+            let (wt, bias) = (vals(params[0].1.as_tensor()), vals(params[1].1.as_tensor()));
+            let (xs, g) = (vals(x.as_tensor()), vals(&gw));
+            // Reference, in f64.
+            let xat = |n: usize, ci: usize, iy: isize, ix: isize| -> f64 {
+                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                    0.0
+                } else {
+                    xs[((n * c + ci) * h + iy as usize) * w + ix as usize] as f64
+                }
+            };
+            let mut yref = vec![0.0f64; b * o * oh * ow];
+            let mut dw = vec![0.0f64; wt.len()];
+            let mut db = vec![0.0f64; o];
+            let mut dx = vec![0.0f64; xs.len()];
+            for n in 0..b {
+                for oc in 0..o {
+                    for i in 0..oh {
+                        for j in 0..ow {
+                            let mut acc = bias[oc] as f64;
+                            for ci in 0..c {
+                                for u in 0..k.0 {
+                                    for v in 0..k.1 {
+                                        let (iy, ix) = (
+                                            (i * s + u) as isize - p as isize,
+                                            (j * s + v) as isize - p as isize,
+                                        );
+                                        acc += wt[((oc * c + ci) * k.0 + u) * k.1 + v] as f64
+                                            * xat(n, ci, iy, ix);
+                                    }
+                                }
+                            }
+                            let yi = ((n * o + oc) * oh + i) * ow + j;
+                            let (out, slope) = match act {
+                                Activation::Relu if acc <= 0.0 => (0.0, 0.0),
+                                _ => (acc, 1.0),
+                            };
+                            yref[yi] = out;
+                            let gpre = g[yi] as f64 * slope;
+                            db[oc] += gpre;
+                            for ci in 0..c {
+                                for u in 0..k.0 {
+                                    for v in 0..k.1 {
+                                        let (iy, ix) = (
+                                            (i * s + u) as isize - p as isize,
+                                            (j * s + v) as isize - p as isize,
+                                        );
+                                        let wi = ((oc * c + ci) * k.0 + u) * k.1 + v;
+                                        dw[wi] += gpre * xat(n, ci, iy, ix);
+                                        if iy >= 0
+                                            && ix >= 0
+                                            && (iy as usize) < h
+                                            && (ix as usize) < w
+                                        {
+                                            dx[((n * c + ci) * h + iy as usize) * w
+                                                + ix as usize] += gpre * wt[wi] as f64;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let close = |got: Vec<f32>, want: &[f64], what: &str| {
+                for (a, e) in got.iter().zip(want) {
+                    assert!(
+                        (*a as f64 - e).abs() < TOL,
+                        "{what} k{k:?} s{s} p{p} {act:?}: {a} vs {e}"
+                    );
+                }
+            };
+            close(vals(&y), &yref, "output");
+            close(
+                vals(grads.get(params[0].1.as_tensor()).unwrap()),
+                &dw,
+                "weight grad",
+            );
+            close(
+                vals(grads.get(params[1].1.as_tensor()).unwrap()),
+                &db,
+                "bias grad",
+            );
+            close(vals(grads.get(x.as_tensor()).unwrap()), &dx, "input grad");
+        }
+    }
+}
+
+/// Central differences of `f` at every element of `x`.
+fn finite_diff(x: &[f32], f: impl Fn(&[f32]) -> f64) -> Vec<f64> {
+    let h = 1e-2f32;
+    (0..x.len())
+        .map(|i| {
+            let mut p = x.to_vec();
+            p[i] += h;
+            let up = f(&p);
+            p[i] -= 2.0 * h;
+            (up - f(&p)) / (2.0 * h as f64)
+        })
+        .collect()
+}
+
+#[test]
+fn batch_norm_gradients_match_finite_differences_in_both_modes() {
+    let dims = (3usize, 2usize, 2usize, 3usize);
+    let n = dims.0 * dims.1 * dims.2 * dims.3;
+    let x0 = seq(n, 0.9);
+    let gw = Tensor::from_vec(seq(n, 2.0), dims, &Device::Cpu).unwrap();
+    for train in [true, false] {
+        for act in [Activation::Identity, Activation::Elu] {
+            let store = ParamStore::new(0);
+            let bn = batch_norm2d(2, BatchNormConfig::default(), &store.root()).unwrap();
+            let loss = |x: &[f32]| -> f64 {
+                let x = Tensor::from_vec(x.to_vec(), dims, &Device::Cpu).unwrap();
+                let y = bn.forward_act(&x, train, act).unwrap();
+                (y * &gw)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_dtype(candle_core::DType::F64)
+                    .unwrap()
+                    .to_scalar()
+                    .unwrap()
+            };
+            let fd = finite_diff(&x0, loss);
+            let x = Var::from_vec(x0.clone(), dims, &Device::Cpu).unwrap();
+            let y = bn.forward_act(x.as_tensor(), train, act).unwrap();
+            let grads = (y * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+            for (a, e) in vals(grads.get(x.as_tensor()).unwrap()).iter().zip(&fd) {
+                assert!(
+                    (*a as f64 - e).abs() < 2e-2,
+                    "train={train} {act:?}: {a} vs {e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn rectangular_max_pooling_routes_each_gradient_to_its_window_maximum() {
+    let (h, w) = (11usize, 9usize);
+    let xs = seq(h * w, 0.2);
+    let x = Var::from_vec(xs.clone(), (1, 1, h, w), &Device::Cpu).unwrap();
+    let y = max_pool2d_hw(x.as_tensor(), (5, 3), (3, 2)).unwrap();
+    assert_eq!(y.dims(), [1, 1, 3, 4]);
+    let g = y.sum_all().unwrap().backward().unwrap();
+    let dx = vals(g.get(x.as_tensor()).unwrap());
+    let mut want = vec![0.0f32; h * w];
+    for (i, v) in vals(&y).iter().enumerate() {
+        let (oy, ox) = (i / 4, i % 4);
+        let idx = (oy * 3..oy * 3 + 5)
+            .flat_map(|r| (ox * 2..ox * 2 + 3).map(move |c| r * w + c))
+            .find(|&j| xs[j] == *v)
+            .unwrap();
+        want[idx] += 1.0;
+    }
+    assert_eq!(dx, want);
+}

@@ -1,0 +1,505 @@
+//! Behaviour of every architecture: parameter counts, output shapes,
+//! specs, summaries, streaming, and that each one can overfit a tiny batch.
+
+use candle_core::{DType, Device, Tensor, Var};
+use hark_models::{
+    AudioCnnConfig, CrnnConfig, Error, InputShape, Model, ModelSpec, SmallCnnConfig, SnapRnn,
+    SnapRnnConfig, VggConfig, VggMConfig, cross_entropy, softmax,
+};
+
+fn shape(channels: usize, height: usize, frames: usize) -> InputShape {
+    InputShape {
+        channels,
+        height,
+        frames,
+    }
+}
+
+fn randn(dims: &[usize], seed: u64) -> Tensor {
+    // A cheap deterministic pseudo-normal sequence (sum of uniforms).
+    let n: usize = dims.iter().product();
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let v: Vec<f32> = (0..n)
+        .map(|_| (0..4).map(|_| next()).sum::<f32>() - 2.0)
+        .collect();
+    Tensor::from_vec(v, dims, &Device::Cpu).unwrap()
+}
+
+fn no_dropout_specs() -> Vec<(ModelSpec, InputShape)> {
+    vec![
+        (
+            ModelSpec::AudioCnn(AudioCnnConfig::default()),
+            shape(2, 64, 40),
+        ),
+        (
+            ModelSpec::Crnn(CrnnConfig {
+                conv_dropout: 0.0,
+                head_dropout: 0.0,
+                ..Default::default()
+            }),
+            shape(1, 96, 100),
+        ),
+        (
+            ModelSpec::SmallCnn(SmallCnnConfig {
+                dropout: 0.0,
+                ..Default::default()
+            }),
+            shape(1, 32, 40),
+        ),
+        (
+            ModelSpec::VggUltraMini(VggConfig { dropout: 0.0 }),
+            shape(1, 32, 32),
+        ),
+        (
+            ModelSpec::VggMini(VggConfig { dropout: 0.0 }),
+            shape(1, 32, 32),
+        ),
+        (
+            ModelSpec::VggPool(VggConfig { dropout: 0.0 }),
+            shape(1, 32, 32),
+        ),
+        (
+            ModelSpec::VggM(VggMConfig {
+                width: 0.125,
+                dropout: 0.0,
+            }),
+            shape(1, 97, 65),
+        ),
+        (
+            ModelSpec::SnapRnn(SnapRnnConfig::default()),
+            shape(1, 40, 50),
+        ),
+    ]
+}
+
+#[test]
+fn parameter_counts_equal_the_reference_models() {
+    let count = |spec: ModelSpec, input, classes| {
+        Model::new(&spec, classes, input, 0)
+            .unwrap()
+            .num_trainable()
+    };
+    assert_eq!(
+        count(
+            ModelSpec::AudioCnn(Default::default()),
+            shape(2, 64, 344),
+            10
+        ),
+        25_602
+    );
+    assert_eq!(
+        count(ModelSpec::Crnn(Default::default()), shape(1, 128, 173), 10),
+        139_786
+    );
+    assert_eq!(
+        count(ModelSpec::SnapRnn(Default::default()), shape(1, 40, 50), 2),
+        4_597
+    );
+    assert_eq!(
+        count(
+            ModelSpec::SmallCnn(Default::default()),
+            shape(1, 64, 87),
+            10
+        ),
+        23_946
+    );
+    // The documented counts of the VGG family.
+    assert_eq!(
+        count(
+            ModelSpec::VggUltraMini(Default::default()),
+            shape(1, 64, 128),
+            10
+        ),
+        526_298
+    );
+    assert_eq!(
+        count(
+            ModelSpec::VggMini(Default::default()),
+            shape(1, 64, 128),
+            10
+        ),
+        1_073_514
+    );
+    assert_eq!(
+        count(
+            ModelSpec::VggPool(Default::default()),
+            shape(1, 64, 128),
+            10
+        ),
+        295_482
+    );
+    assert_eq!(
+        count(
+            ModelSpec::VggM(Default::default()),
+            shape(1, 512, 300),
+            1251
+        ),
+        17_909_219
+    );
+    let quarter = VggMConfig {
+        width: 0.25,
+        ..Default::default()
+    };
+    assert_eq!(
+        count(ModelSpec::VggM(quarter), shape(1, 128, 128), 10),
+        521_546
+    );
+    assert!(
+        Model::new(
+            &ModelSpec::VggM(Default::default()),
+            10,
+            shape(1, 96, 300),
+            0
+        )
+        .is_err()
+    );
+    assert!(
+        Model::new(
+            &ModelSpec::VggM(Default::default()),
+            10,
+            shape(1, 97, 65),
+            0
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn outputs_are_batch_by_classes_for_several_input_sizes() {
+    for (spec, input) in no_dropout_specs() {
+        let m = Model::new(&spec, 7, input, 1).unwrap();
+        for batch in [1, 3] {
+            let x = randn(&[batch, input.channels, input.height, input.frames], 2);
+            let y = m.forward_t(&x, None, false).unwrap();
+            assert_eq!(y.dims(), [batch, 7], "{spec:?}");
+        }
+    }
+    // Models without a dense head take other clip lengths.
+    for (spec, input, frames) in [
+        (
+            ModelSpec::AudioCnn(Default::default()),
+            shape(2, 64, 344),
+            [1usize, 17, 500],
+        ),
+        (
+            ModelSpec::Crnn(Default::default()),
+            shape(1, 128, 173),
+            [80, 173, 431],
+        ),
+        (
+            ModelSpec::SmallCnn(Default::default()),
+            shape(1, 64, 87),
+            [4, 87, 300],
+        ),
+        (
+            ModelSpec::VggPool(Default::default()),
+            shape(1, 64, 128),
+            [16, 100, 301],
+        ),
+    ] {
+        let m = Model::new(&spec, 10, input, 1).unwrap();
+        for t in frames {
+            let x = randn(&[2, input.channels, input.height, t], 3);
+            assert_eq!(
+                m.forward_t(&x, None, false).unwrap().dims(),
+                [2, 10],
+                "{spec:?} at {t} frames"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors_that_say_what_was_expected() {
+    let m = Model::new(
+        &ModelSpec::Crnn(Default::default()),
+        10,
+        shape(1, 128, 173),
+        0,
+    )
+    .unwrap();
+    let err = m
+        .forward_t(&randn(&[2, 1, 128, 60], 0), None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at least 80 frames"), "{err}");
+    let err = m
+        .forward_t(&randn(&[2, 2, 128, 173], 0), None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("expects [B, 1, 128, T], got [2, 2, 128, 173]"),
+        "{err}"
+    );
+    let err = m
+        .forward_t(&randn(&[2, 1, 128, 173], 0), Some(&[173, 174]), false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lengths in 1..=173"), "{err}");
+    let err = Model::new(
+        &ModelSpec::Crnn(Default::default()),
+        10,
+        shape(1, 64, 173),
+        0,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Input { .. }), "{err}");
+    let m = Model::new(
+        &ModelSpec::VggMini(Default::default()),
+        10,
+        shape(1, 32, 32),
+        0,
+    )
+    .unwrap();
+    let err = m
+        .forward_t(&randn(&[1, 1, 32, 40], 0), None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exactly 32 frames"), "{err}");
+    let err = Model::new(
+        &ModelSpec::AudioCnn(AudioCnnConfig { dropout: 1.5 }),
+        10,
+        shape(2, 64, 40),
+        0,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("dropout"), "{err}");
+    assert!(Model::new(&ModelSpec::default(), 1, shape(2, 64, 40), 0).is_err());
+}
+
+#[test]
+fn specs_read_from_toml_style_json_with_defaults_and_reject_unknown_fields() {
+    let spec: ModelSpec = serde_json::from_str(r#"{"kind": "crnn", "hidden": 32}"#).unwrap();
+    assert_eq!(
+        spec,
+        ModelSpec::Crnn(CrnnConfig {
+            hidden: 32,
+            ..Default::default()
+        })
+    );
+    let spec: ModelSpec = serde_json::from_str(r#"{"kind": "vgg_m", "width": 0.25}"#).unwrap();
+    assert!(matches!(
+        spec,
+        ModelSpec::VggM(VggMConfig { width: 0.25, .. })
+    ));
+    let err = serde_json::from_str::<ModelSpec>(r#"{"kind": "crnn", "hiden": 32}"#).unwrap_err();
+    assert!(err.to_string().contains("hiden"), "{err}");
+    let err = serde_json::from_str::<ModelSpec>(r#"{"kind": "resnet"}"#).unwrap_err();
+    assert!(err.to_string().contains("resnet"), "{err}");
+    for (spec, _) in no_dropout_specs() {
+        let back: ModelSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+    }
+}
+
+#[test]
+fn summary_lists_layers_shapes_and_the_parameter_total() {
+    let m = Model::new(
+        &ModelSpec::Crnn(Default::default()),
+        10,
+        shape(1, 128, 173),
+        0,
+    )
+    .unwrap();
+    let s = m.summary().unwrap();
+    assert_eq!(s.trainable_params, 139_786);
+    assert_eq!(s.layers.iter().map(|l| l.params).sum::<usize>(), 139_786);
+    let conv1 = &s.layers[0];
+    assert_eq!(
+        (
+            conv1.name.as_str(),
+            conv1.output_shape.as_slice(),
+            conv1.params
+        ),
+        ("conv1", &[1, 32, 126, 171][..], 320)
+    );
+    assert_eq!(
+        conv1.description,
+        "Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1))"
+    );
+    let lstm = s.layers.iter().find(|l| l.name == "lstm").unwrap();
+    assert_eq!(lstm.output_shape, [1, 2, 64]);
+    assert_eq!(
+        lstm.description,
+        "LSTM(128, 64, num_layers=2, batch_first=True)"
+    );
+    let text = s.to_string();
+    assert!(text.starts_with("Crnn("), "{text}");
+    assert!(text.ends_with("Trainable parameters: 139786"), "{text}");
+    // Every model summarises.
+    for (spec, input) in no_dropout_specs() {
+        let m = Model::new(&spec, 5, input, 0).unwrap();
+        let s = m.summary().unwrap();
+        assert_eq!(s.layers.last().unwrap().output_shape, [1, 5], "{spec:?}");
+        assert_eq!(
+            s.layers.iter().map(|l| l.params).sum::<usize>(),
+            m.num_trainable(),
+            "{spec:?}"
+        );
+    }
+}
+
+#[test]
+fn same_seed_same_weights_and_outputs() {
+    let spec = ModelSpec::Crnn(Default::default());
+    let x = randn(&[2, 1, 128, 120], 5);
+    let run = |seed| {
+        let m = Model::new(&spec, 10, shape(1, 128, 120), seed).unwrap();
+        m.forward_t(&x, None, true)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    assert_eq!(run(4), run(4));
+    assert_ne!(run(4), run(5));
+}
+
+#[test]
+fn streaming_the_snap_detector_frame_by_frame_equals_the_batch_forward() {
+    let input = shape(1, 40, 50);
+    let store = hark_models::ParamStore::new(9);
+    let model = SnapRnn::new(&SnapRnnConfig::default(), 2, input, &store.root()).unwrap();
+    let x = randn(&[1, 50, 40], 11);
+    let batch =
+        softmax(&hark_models::AudioModel::forward_t(&model, &x, None, false).unwrap()).unwrap();
+    let batch: Vec<f32> = batch.squeeze(0).unwrap().to_vec1().unwrap();
+    let frames: Vec<Vec<f32>> = x.squeeze(0).unwrap().to_vec2().unwrap();
+    let mut stream = model.stream();
+    let mut last = Vec::new();
+    for f in &frames {
+        last = stream.step(f).unwrap();
+    }
+    for (a, b) in last.iter().zip(&batch) {
+        assert!((a - b).abs() < 1e-6, "{last:?} vs {batch:?}");
+    }
+    // After a reset the same frames give the same answer again.
+    stream.reset();
+    for f in &frames {
+        last = stream.step(f).unwrap();
+    }
+    assert!((last[1] - batch[1]).abs() < 1e-6);
+    assert!(stream.step(&[0.0; 3]).is_err());
+}
+
+/// Adam (Kingma & Ba), written out: the optimizer of the overfit test.
+struct Adam {
+    vars: Vec<Var>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    t: i32,
+    lr: f64,
+}
+
+impl Adam {
+    fn new(vars: Vec<Var>, lr: f64) -> Self {
+        let zeros = |v: &Var| v.zeros_like().unwrap();
+        Self {
+            m: vars.iter().map(zeros).collect(),
+            v: vars.iter().map(zeros).collect(),
+            vars,
+            t: 0,
+            lr,
+        }
+    }
+
+    fn step(&mut self, loss: &Tensor) {
+        let grads = loss.backward().unwrap();
+        self.t += 1;
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        let (c1, c2) = (1.0 - b1.powi(self.t), 1.0 - b2.powi(self.t));
+        for (i, var) in self.vars.iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            self.m[i] = ((&self.m[i] * b1).unwrap() + (g * (1.0 - b1)).unwrap()).unwrap();
+            self.v[i] =
+                ((&self.v[i] * b2).unwrap() + (g.sqr().unwrap() * (1.0 - b2)).unwrap()).unwrap();
+            let mhat = (&self.m[i] / c1).unwrap();
+            let vhat = (&self.v[i] / c2).unwrap();
+            let update = (mhat / (vhat.sqrt().unwrap() + eps).unwrap()).unwrap();
+            var.set(&(var.as_tensor() - (update * self.lr).unwrap()).unwrap())
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn every_model_overfits_a_tiny_batch() {
+    let labels = [0usize, 1, 2, 3, 1, 0];
+    for (spec, input) in no_dropout_specs() {
+        let classes = 4;
+        let m = Model::new(&spec, classes, input, 3).unwrap();
+        let x = randn(
+            &[labels.len(), input.channels, input.height, input.frames],
+            7,
+        );
+        let vars = m.params().trainable().into_iter().map(|(_, v)| v).collect();
+        let mut adam = Adam::new(vars, 3e-3);
+        let mut first = None;
+        let mut last = f32::MAX;
+        for _ in 0..300 {
+            let loss = cross_entropy(&m.forward_t(&x, None, true).unwrap(), &labels).unwrap();
+            last = loss.to_scalar::<f32>().unwrap();
+            first.get_or_insert(last);
+            if last < 0.05 * first.unwrap() {
+                break;
+            }
+            adam.step(&loss);
+        }
+        let first = first.unwrap();
+        assert!(last < 0.05 * first, "{spec:?}: loss {first} -> {last}");
+    }
+}
+
+#[test]
+fn checkpoints_round_trip_and_reject_another_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let input = shape(1, 128, 173);
+    let a = Model::new(&ModelSpec::Crnn(Default::default()), 10, input, 1).unwrap();
+    // A training forward moves the running statistics; they are saved too.
+    a.forward_t(&randn(&[2, 1, 128, 173], 1), None, true)
+        .unwrap();
+    a.save(&path).unwrap();
+    let b = Model::new(&ModelSpec::Crnn(Default::default()), 10, input, 2).unwrap();
+    b.load(&path).unwrap();
+    let x = randn(&[2, 1, 128, 173], 4);
+    let ya: Vec<f32> = a
+        .forward_t(&x, None, false)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let yb: Vec<f32> = b
+        .forward_t(&x, None, false)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(ya, yb);
+    let other = Model::new(
+        &ModelSpec::AudioCnn(Default::default()),
+        10,
+        shape(1, 128, 173),
+        0,
+    )
+    .unwrap();
+    let err = other.load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("m.safetensors") && err.contains("`conv1.weight`"),
+        "{err}"
+    );
+    let _ = DType::F32;
+}
