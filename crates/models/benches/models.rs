@@ -1,1 +1,83 @@
-fn main() {}
+//! Criterion benchmarks of one training step (forward, backward and an SGD
+//! update; batch 16) and of inference (batch 16 and batch 1) for AudioCnn on
+//! `[16, 2, 64, 344]` and Crnn on `[16, 1, 128, 173]`, on 1 and 2 threads:
+//! the PyTorch comparison of issue 4 (`pytorch_cpu_bench.json`).
+
+use std::hint::black_box;
+
+// The allocator the hark binary uses: glibc's returns the large activation
+// buffers to the OS after every step, and the page faults of refilling them
+// cost a third of a CRNN step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use candle_core::{Device, Tensor};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use hark_models::{InputShape, Model, ModelSpec, cross_entropy};
+
+/// The two reference models with their benchmark inputs.
+fn cases() -> [(&'static str, ModelSpec, InputShape); 2] {
+    [
+        ("audio_cnn", ModelSpec::AudioCnn(Default::default()), InputShape { channels: 2, height: 64, frames: 344 }),
+        ("crnn", ModelSpec::Crnn(Default::default()), InputShape { channels: 1, height: 128, frames: 173 }),
+    ]
+}
+
+fn input(shape: InputShape, batch: usize) -> Tensor {
+    let n = batch * shape.channels * shape.height * shape.frames;
+    let v: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.618).fract() * 2.0 - 1.0).collect();
+    Tensor::from_vec(v, (batch, shape.channels, shape.height, shape.frames), &Device::Cpu).unwrap()
+}
+
+/// Forward in train mode, cross-entropy, backward and `w -= 1e-3 * g`.
+fn train_step(model: &Model, x: &Tensor, labels: &[usize]) {
+    let loss = cross_entropy(&model.forward_t(x, None, true).unwrap(), labels).unwrap();
+    let grads = loss.backward().unwrap();
+    for (_, var) in model.params().trainable() {
+        if let Some(g) = grads.get(var.as_tensor()) {
+            var.set(&(var.as_tensor() - (g * 1e-3).unwrap()).unwrap()).unwrap();
+        }
+    }
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
+}
+
+fn bench_train(c: &mut Criterion) {
+    let mut group = c.benchmark_group("train_step_b16");
+    group.sample_size(10).throughput(Throughput::Elements(16));
+    for (name, spec, shape) in cases() {
+        let model = Model::new(&spec, 10, shape, 0).unwrap();
+        let x = input(shape, 16);
+        let labels: Vec<usize> = (0..16).map(|i| i % 10).collect();
+        for threads in [1, 2] {
+            let pool = pool(threads);
+            group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+                pool.install(|| b.iter(|| train_step(&model, black_box(&x), &labels)))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_infer(c: &mut Criterion) {
+    for batch in [16, 1] {
+        let mut group = c.benchmark_group(format!("infer_b{batch}"));
+        group.sample_size(10).throughput(Throughput::Elements(batch as u64));
+        for (name, spec, shape) in cases() {
+            let model = Model::new(&spec, 10, shape, 0).unwrap();
+            let x = input(shape, batch);
+            for threads in [1, 2] {
+                let pool = pool(threads);
+                group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+                    pool.install(|| b.iter(|| model.forward_t(black_box(&x), None, false).unwrap()))
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_train, bench_infer);
+criterion_main!(benches);

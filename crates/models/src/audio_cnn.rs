@@ -113,7 +113,7 @@ impl AudioModel for AudioCnn {
                     got: x.dims().to_vec(),
                 });
             }
-            x = conv.forward_act(&x, Activation::Relu)?;
+            x = conv.forward_act(&x, Activation::Relu, train)?;
             trace.record(&format!("conv{}", i + 1), conv, &x);
             trace.record(&format!("relu{}", i + 1), &"ReLU()", &x);
             x = bn.forward_t(&x, train)?;

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, Var};
 use rayon::prelude::*;
 
-use crate::cpu::{f32_data, with_f32};
+use crate::cpu::{f32_data, lane_sum, with_f32};
 use crate::{Activation, Init, ParamBuilder, Result};
 
 /// Options of a [`BatchNorm`].
@@ -250,16 +250,22 @@ impl BatchNormOp {
                 let stats: Vec<BatchStat> = (0..d.c)
                     .into_par_iter()
                     .map(|c| {
-                        let sum: f64 = d.channel(x, c).flatten().map(|&v| v as f64).sum();
+                        let sum: f64 = d.channel(x, c).map(|v| lane_sum(v.len(), |i| v[i])).sum();
                         let mean = sum / count;
+                        let m = mean as f32;
                         let sq: f64 = d
                             .channel(x, c)
-                            .flatten()
-                            .map(|&v| (v as f64 - mean).powi(2))
+                            .map(|v| lane_sum(v.len(), |i| (v[i] - m) * (v[i] - m)))
                             .sum();
+                        // Corrects for the rounding of the f32 mean.
+                        let shift: f64 = d
+                            .channel(x, c)
+                            .map(|v| lane_sum(v.len(), |i| v[i] - m))
+                            .sum::<f64>()
+                            / count;
                         BatchStat {
                             mean,
-                            var: sq / count,
+                            var: sq / count - shift * shift,
                         }
                     })
                     .collect();
@@ -336,16 +342,16 @@ impl CustomOp3 for BatchNormOp {
                     let sums: Vec<(f64, f64)> = (0..d.c)
                         .into_par_iter()
                         .map(|c| {
-                            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
-                            for b in 0..d.n {
-                                let start = (b * d.c + c) * d.s;
-                                for i in start..start + d.s {
-                                    let dzi = dz(i) as f64;
-                                    sg += dzi;
-                                    sgx += dzi * xhat(i, c) as f64;
-                                }
-                            }
-                            (sg, sgx)
+                            let (mean, inv) = norm[c];
+                            (0..d.n).fold((0.0, 0.0), |(sg, sgx), b| {
+                                let at = (b * d.c + c) * d.s;
+                                let (g, y, x) = (&g[at..][..d.s], &y[at..][..d.s], &x[at..][..d.s]);
+                                let dz = |i: usize| g[i] * self.act.grad_from_output(y[i]);
+                                (
+                                    sg + lane_sum(d.s, dz),
+                                    sgx + lane_sum(d.s, |i| dz(i) * (x[i] - mean) * inv),
+                                )
+                            })
                         })
                         .collect();
                     let count = (d.n * d.s) as f64;

@@ -71,19 +71,21 @@ impl Conv2d {
         ))
     }
 
-    /// `x` `[B, in, H, W]` to `[B, out, OH, OW]`.
+    /// `x` `[B, in, H, W]` to `[B, out, OH, OW]` (`train` is accepted for
+    /// symmetry with the other layers: a convolution acts the same in both
+    /// modes).
     ///
     /// # Errors
     /// A wrong rank, channel count, or an input smaller than the kernel.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_act(x, Activation::Identity)
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_act(x, Activation::Identity, train)
     }
 
     /// The convolution followed by `act`, in one op.
     ///
     /// # Errors
-    /// As [`forward`](Self::forward).
-    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+    /// As [`forward_t`](Self::forward_t).
+    pub fn forward_act(&self, x: &Tensor, act: Activation, _train: bool) -> Result<Tensor> {
         let (_, _, kh, kw) = self.weight.dims4()?;
         let op = Conv2dOp {
             kernel: (kh, kw),
@@ -163,7 +165,7 @@ fn out_len(len: usize, k: usize, s: usize, p: usize) -> Option<usize> {
 }
 
 /// The convolution op: inputs `x`, `weight`, `bias`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Conv2dOp {
     kernel: (usize, usize),
     stride: (usize, usize),
@@ -181,17 +183,31 @@ struct Geometry {
     out: usize,
     oh: usize,
     ow: usize,
+    /// Rows of the unfolded input: `channels * kh * kw`.
+    k: usize,
 }
 
 impl Geometry {
-    /// Rows of the im2col matrix: `channels * kh * kw`.
-    fn k(&self, op: &Conv2dOp) -> usize {
-        self.channels * op.kernel.0 * op.kernel.1
-    }
-
-    /// Columns of the im2col matrix: output positions per example.
+    /// Output positions per example.
     fn n(&self) -> usize {
         self.oh * self.ow
+    }
+
+    fn in_len(&self) -> usize {
+        self.channels * self.h * self.w
+    }
+
+    /// Output rows per tile, so that a tile of the unfolded input (`k` rows
+    /// of `rows * ow` values) stays in the L2 cache.
+    fn tile_rows(&self) -> usize {
+        const TILE_VALUES: usize = 48 * 1024;
+        (TILE_VALUES / (self.k * self.ow).max(1)).clamp(1, self.oh)
+    }
+
+    /// The output row ranges of the tiles.
+    fn tiles(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let (rows, oh) = (self.tile_rows(), self.oh);
+        (0..oh).step_by(rows).map(move |r| (r, (r + rows).min(oh)))
     }
 }
 
@@ -224,6 +240,7 @@ impl Conv2dOp {
             out,
             oh,
             ow,
+            k: channels * kh * kw,
         })
     }
 
@@ -234,56 +251,78 @@ impl Conv2dOp {
         (lo, hi)
     }
 
-    /// Unfolds one example `[C, H, W]` into `cols` `[C*kh*kw, OH*OW]`.
-    fn im2col(&self, g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    /// Calls `f(row segment, input row)` for every unfolded row `(c, ki,
+    /// kj)` and output row `oy` in `rows`, with the valid output columns
+    /// `[lo, hi)` and the first input column they read; `None` for an input
+    /// row in the padding.
+    fn for_each_segment(
+        &self,
+        g: &Geometry,
+        (oy0, oy1): (usize, usize),
+        mut f: impl FnMut(usize, usize, Option<usize>, (usize, usize), usize),
+    ) {
         let ((kh, kw), (sh, sw), (ph, pw)) = (self.kernel, self.stride, self.padding);
-        let n = g.n();
-        for (row, dst) in cols.chunks_exact_mut(n).enumerate() {
+        for row in 0..g.k {
             let (c, ki, kj) = (row / (kh * kw), row / kw % kh, row % kw);
             let (lo, hi) = Self::valid(g.ow, g.w, sw, kj, pw);
-            for (oy, d) in dst.chunks_exact_mut(g.ow).enumerate() {
+            let first = (lo * sw + kj).saturating_sub(pw);
+            for oy in oy0..oy1 {
                 let iy = (oy * sh + ki).wrapping_sub(ph);
-                if iy >= g.h {
-                    d.fill(0.0);
-                    continue;
-                }
-                let src = &x[(c * g.h + iy) * g.w..][..g.w];
-                d[..lo].fill(0.0);
-                d[hi..].fill(0.0);
-                if lo == hi {
-                    continue;
-                }
-                let first = lo * sw + kj - pw;
-                if sw == 1 {
-                    d[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
-                } else {
-                    for (v, s) in d[lo..hi].iter_mut().zip(src[first..].iter().step_by(sw)) {
-                        *v = *s;
-                    }
-                }
+                let input_row = (iy < g.h).then(|| (c * g.h + iy) * g.w);
+                f(row, oy - oy0, input_row, (lo, hi), first);
             }
         }
     }
 
-    /// Adds `cols` `[C*kh*kw, OH*OW]` back into one example's gradient `[C, H, W]`.
-    fn col2im(&self, g: &Geometry, cols: &[f32], dx: &mut [f32]) {
-        let ((kh, kw), (sh, sw), (ph, pw)) = (self.kernel, self.stride, self.padding);
-        dx.fill(0.0);
-        for (row, src) in cols.chunks_exact(g.n()).enumerate() {
-            let (c, ki, kj) = (row / (kh * kw), row / kw % kh, row % kw);
-            let (lo, hi) = Self::valid(g.ow, g.w, sw, kj, pw);
-            for (oy, s) in src.chunks_exact(g.ow).enumerate() {
-                let iy = (oy * sh + ki).wrapping_sub(ph);
-                if iy >= g.h || lo == hi {
-                    continue;
+    /// Unfolds output rows `rows` of one example `[C, H, W]` into `cols`
+    /// `[K, rows * OW]`.
+    fn im2col(&self, g: &Geometry, x: &[f32], rows: (usize, usize), cols: &mut [f32]) {
+        let (sw, tn) = (self.stride.1, (rows.1 - rows.0) * g.ow);
+        self.for_each_segment(g, rows, |row, r, input_row, (lo, hi), first| {
+            let d = &mut cols[row * tn + r * g.ow..][..g.ow];
+            let Some(start) = input_row.filter(|_| lo < hi) else {
+                d.fill(0.0);
+                return;
+            };
+            d[..lo].fill(0.0);
+            d[hi..].fill(0.0);
+            let src = &x[start + first..][..(hi - lo - 1) * sw + 1];
+            let d = &mut d[lo..hi];
+            match sw {
+                1 => d.copy_from_slice(src),
+                // Stride 2 (most strided convolutions): pairs, so the loop
+                // has no bounds checks and vectorises.
+                2 => {
+                    let (pairs, last) = src.split_at(src.len() - 1);
+                    let (head, tail) = d.split_at_mut(d.len() - 1);
+                    for (v, p) in head.iter_mut().zip(pairs.chunks_exact(2)) {
+                        *v = p[0];
+                    }
+                    tail[0] = last[0];
                 }
-                let dst = &mut dx[(c * g.h + iy) * g.w..][..g.w];
-                let first = lo * sw + kj - pw;
-                for (d, v) in dst[first..].iter_mut().step_by(sw).zip(&s[lo..hi]) {
-                    *d += v;
+                _ => {
+                    for (v, s) in d.iter_mut().zip(src.iter().step_by(sw)) {
+                        *v = *s;
+                    }
                 }
             }
-        }
+        });
+    }
+
+    /// Adds `cols` `[K, rows * OW]` back into one example's gradient `[C, H, W]`.
+    fn col2im(&self, g: &Geometry, cols: &[f32], rows: (usize, usize), dx: &mut [f32]) {
+        let (sw, tn) = (self.stride.1, (rows.1 - rows.0) * g.ow);
+        self.for_each_segment(g, rows, |row, r, input_row, (lo, hi), first| {
+            let Some(start) = input_row.filter(|_| lo < hi) else {
+                return;
+            };
+            let src = &cols[row * tn + r * g.ow..][lo..hi];
+            let dst = &mut dx[start + first..][..(hi - lo - 1) * sw + 1];
+            // One input value every `sw`: the last chunk may be short.
+            for (d, v) in dst.chunks_mut(sw).zip(src) {
+                d[0] += v;
+            }
+        });
     }
 }
 
@@ -303,32 +342,26 @@ impl CustomOp3 for Conv2dOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.geometry(l1.dims(), l2.dims())?;
         let (x, w, b) = (f32_data(s1, l1)?, f32_data(s2, l2)?, f32_data(s3, l3)?);
-        let (k, n) = (g.k(self), g.n());
+        let (k, n) = (g.k, g.n());
         let threads = gemm_threads(g.batch);
         let mut y = vec![0.0f32; g.batch * g.out * n];
         y.par_chunks_mut(g.out * n)
-            .zip(x.par_chunks(g.channels * g.h * g.w))
+            .zip(x.par_chunks(g.in_len()))
             .for_each_init(
-                || vec![0.0f32; k * n],
+                || vec![0.0f32; k * g.tile_rows() * g.ow],
                 |cols, (yb, xb)| {
-                    self.im2col(&g, xb, cols);
-                    matmul(
-                        yb,
-                        Mat::new(w),
-                        Mat::new(cols),
-                        (g.out, k, n),
-                        false,
-                        threads,
-                    );
+                    for rows in g.tiles() {
+                        let tn = (rows.1 - rows.0) * g.ow;
+                        self.im2col(&g, xb, rows, &mut cols[..k * tn]);
+                        let dst = &mut yb[rows.0 * g.ow..];
+                        matmul(dst, n, Mat::new(w), Mat::new(&cols[..k * tn]), (g.out, k, tn), false, threads);
+                    }
                     for (row, bias) in yb.chunks_exact_mut(n).zip(b) {
                         row.iter_mut().for_each(|v| *v = self.act.apply(*v + bias));
                     }
                 },
             );
-        Ok((
-            CpuStorage::F32(y),
-            Shape::from((g.batch, g.out, g.oh, g.ow)),
-        ))
+        Ok((CpuStorage::F32(y), Shape::from((g.batch, g.out, g.oh, g.ow))))
     }
 
     fn bwd(
@@ -340,69 +373,56 @@ impl CustomOp3 for Conv2dOp {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = self.geometry(x.dims(), w.dims())?;
-        let (k, n) = (g.k(self), g.n());
+        let (k, n) = (g.k, g.n());
         let want_dx = x.track_op();
         let threads = gemm_threads(g.batch);
-        // Gradient before the activation: dY * act'(y).
-        let dpre = with_f32(grad, |dy| {
-            if self.act == Activation::Identity {
-                return Ok(dy.to_vec());
-            }
-            with_f32(res, |y| {
-                Ok(dy
-                    .par_iter()
-                    .zip(y.par_iter())
-                    .map(|(d, y)| d * self.act.grad_from_output(*y))
-                    .collect::<Vec<f32>>())
-            })
-        })?;
         let mut dx = vec![0.0f32; if want_dx { x.elem_count() } else { 0 }];
         let mut dw_per = vec![0.0f32; g.batch * g.out * k];
         let mut db_per = vec![0.0f32; g.batch * g.out];
         with_f32(x, |xs| {
-            with_f32(w, |ws| {
-                let mut dx_chunks: Vec<&mut [f32]> =
-                    dx.chunks_mut(g.channels * g.h * g.w).collect();
-                dx_chunks.resize_with(g.batch, Default::default);
-                dpre.par_chunks(g.out * n)
-                    .zip(xs.par_chunks(g.channels * g.h * g.w))
-                    .zip(dw_per.par_chunks_mut(g.out * k))
-                    .zip(db_per.par_chunks_mut(g.out))
-                    .zip(dx_chunks)
-                    .for_each_init(
-                        || {
-                            (
-                                vec![0.0f32; k * n],
-                                vec![0.0f32; if want_dx { k * n } else { 0 }],
-                            )
-                        },
-                        |(cols, dcols), ((((gb, xb), dwb), dbb), dxb)| {
-                            self.im2col(&g, xb, cols);
-                            matmul(
-                                dwb,
-                                Mat::new(gb),
-                                Mat::t(cols),
-                                (g.out, n, k),
-                                false,
-                                threads,
+            with_f32(grad, |dy| {
+                with_f32(res, |y| {
+                    with_f32(w, |ws| {
+                        let mut dx_chunks: Vec<&mut [f32]> = dx.chunks_mut(g.in_len()).collect();
+                        dx_chunks.resize_with(g.batch, Default::default);
+                        let tile = k * g.tile_rows() * g.ow;
+                        xs.par_chunks(g.in_len())
+                            .zip(dy.par_chunks(g.out * n))
+                            .zip(y.par_chunks(g.out * n))
+                            .zip(dw_per.par_chunks_mut(g.out * k))
+                            .zip(db_per.par_chunks_mut(g.out))
+                            .zip(dx_chunks)
+                            .for_each_init(
+                                || (Vec::new(), vec![0.0f32; tile], vec![0.0f32; if want_dx { tile } else { 0 }]),
+                                |(dpre, cols, dcols), (((((xb, dyb), yb), dwb), dbb), dxb)| {
+                                    // The gradient before the activation: dY * act'(y).
+                                    let gb = if self.act == Activation::Identity {
+                                        dyb
+                                    } else {
+                                        dpre.clear();
+                                        dpre.extend(dyb.iter().zip(yb).map(|(d, y)| d * self.act.grad_from_output(*y)));
+                                        &dpre[..]
+                                    };
+                                    for (d, row) in dbb.iter_mut().zip(gb.chunks_exact(n)) {
+                                        *d = row.iter().sum();
+                                    }
+                                    for (i, rows) in g.tiles().enumerate() {
+                                        let tn = (rows.1 - rows.0) * g.ow;
+                                        let cols = &mut cols[..k * tn];
+                                        self.im2col(&g, xb, rows, cols);
+                                        let gt = Mat::new(&gb[rows.0 * g.ow..]).ld(n);
+                                        matmul(dwb, 0, gt, Mat::t(cols), (g.out, tn, k), i > 0, threads);
+                                        if want_dx {
+                                            let dcols = &mut dcols[..k * tn];
+                                            matmul(dcols, 0, Mat::t(ws), gt, (k, g.out, tn), false, threads);
+                                            self.col2im(&g, dcols, rows, dxb);
+                                        }
+                                    }
+                                },
                             );
-                            for (d, row) in dbb.iter_mut().zip(gb.chunks_exact(n)) {
-                                *d = row.iter().sum();
-                            }
-                            if want_dx {
-                                matmul(
-                                    dcols,
-                                    Mat::t(ws),
-                                    Mat::new(gb),
-                                    (k, g.out, n),
-                                    false,
-                                    threads,
-                                );
-                                self.col2im(&g, dcols, dxb);
-                            }
-                        },
-                    );
-                Ok(())
+                        Ok(())
+                    })
+                })
             })
         })?;
         let dw = sum_rows(&dw_per, g.out * k);

@@ -27,75 +27,85 @@ pub(crate) fn with_f32<R>(
     f(f32_data(cpu, layout)?)
 }
 
-/// A row-major `rows x cols` operand of [`matmul`], possibly stored transposed.
+/// An operand of [`matmul`]: a row-major matrix whose rows are `ld`
+/// apart, read as is or as its transpose.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Mat<'a> {
-    pub data: &'a [f32],
-    /// Stored as `cols x rows` (read as its transpose).
-    pub transposed: bool,
+    data: &'a [f32],
+    /// Distance between stored rows; 0 means "the row length".
+    ld: usize,
+    /// Read as the transpose of what is stored.
+    transposed: bool,
 }
 
 impl<'a> Mat<'a> {
+    /// The matrix as stored, rows contiguous.
     pub fn new(data: &'a [f32]) -> Self {
-        Self {
-            data,
-            transposed: false,
-        }
+        Self { data, ld: 0, transposed: false }
     }
 
+    /// The transpose of the stored matrix.
     pub fn t(data: &'a [f32]) -> Self {
-        Self {
-            data,
-            transposed: true,
-        }
+        Self { data, ld: 0, transposed: true }
     }
 
-    /// Row and column strides for a `rows x cols` view.
-    fn strides(&self, rows: usize, cols: usize) -> (isize, isize) {
+    /// Stored rows are `ld` apart (a column block of a wider matrix).
+    pub fn ld(self, ld: usize) -> Self {
+        Self { ld, ..self }
+    }
+
+    /// (row stride, column stride) of the `rows x cols` view, and the
+    /// number of stored values it spans.
+    fn layout(&self, rows: usize, cols: usize) -> (isize, isize, usize) {
+        let (stored_rows, stored_cols) = if self.transposed { (cols, rows) } else { (rows, cols) };
+        let ld = if self.ld == 0 { stored_cols } else { self.ld };
+        let span = if stored_rows == 0 { 0 } else { (stored_rows - 1) * ld + stored_cols };
         if self.transposed {
-            (1, rows as isize)
+            (1, ld as isize, span)
         } else {
-            (cols as isize, 1)
+            (ld as isize, 1, span)
         }
     }
 }
 
 /// `c = a * b` (or `c += a * b` with `accumulate`) for an `m x k` matrix `a`,
-/// a `k x n` matrix `b` and a row-major `m x n` matrix `c`. `threads > 1`
-/// splits the product over rayon's pool.
+/// a `k x n` matrix `b` and a row-major `m x n` matrix `c` whose rows are
+/// `ldc` apart (0: `n`). `threads > 1` splits the product over rayon's pool.
 ///
 /// # Panics
-/// If a slice's length is not its matrix's size.
+/// If a slice is shorter than its matrix spans.
 pub(crate) fn matmul(
     c: &mut [f32],
+    ldc: usize,
     a: Mat<'_>,
     b: Mat<'_>,
     (m, k, n): (usize, usize, usize),
     accumulate: bool,
     threads: usize,
 ) {
-    check_len("lhs", a.data.len(), m * k);
-    check_len("rhs", b.data.len(), k * n);
-    check_len("dst", c.len(), m * n);
     if m == 0 || n == 0 {
         return;
     }
+    let ldc = if ldc == 0 { n } else { ldc };
+    check_len("dst", c.len(), (m - 1) * ldc + n);
     if k == 0 {
         if !accumulate {
-            c.fill(0.0);
+            c.chunks_mut(ldc).for_each(|row| row[..n].fill(0.0));
         }
         return;
     }
-    let (a_rs, a_cs) = a.strides(m, k);
-    let (b_rs, b_cs) = b.strides(k, n);
+    let (a_rs, a_cs, a_span) = a.layout(m, k);
+    let (b_rs, b_cs, b_span) = b.layout(k, n);
+    check_len("lhs", a.data.len(), a_span);
+    check_len("rhs", b.data.len(), b_span);
     let parallelism = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the three slices were checked above to hold exactly the
-    // `m x k`, `k x n` and `m x n` elements the strides address, and `c` is
-    // borrowed mutably, so it aliases neither operand.
+    // SAFETY: each slice was checked above to hold every element its
+    // strides address for these sizes, and `c` is borrowed mutably, so it
+    // aliases neither operand.
     #[allow(unsafe_code)]
     unsafe {
         gemm::gemm(
@@ -104,7 +114,7 @@ pub(crate) fn matmul(
             k,
             c.as_mut_ptr(),
             1,
-            n as isize,
+            ldc as isize,
             accumulate,
             a.data.as_ptr(),
             a_cs,
@@ -122,13 +132,32 @@ pub(crate) fn matmul(
     }
 }
 
+/// `sum_i f(i)` over `0..n`, accumulated in eight f32 lanes so the loop
+/// vectorises, and returned as f64 for the caller to combine slices.
+#[inline]
+pub(crate) fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let full = n / 8 * 8;
+    for base in (0..full).step_by(8) {
+        for (lane, a) in acc.iter_mut().enumerate() {
+            *a += f(base + lane);
+        }
+    }
+    let tail: f32 = (full..n).map(&f).sum();
+    acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
+}
+
 #[cold]
 #[inline(never)]
-fn check_len(what: &str, got: usize, expected: usize) {
-    assert_eq!(
-        got, expected,
-        "matmul {what} holds {got} values, expected {expected}"
-    );
+fn too_short(what: &str, got: usize, needed: usize) -> ! {
+    panic!("matmul {what} holds {got} values, needs {needed}")
+}
+
+#[inline]
+fn check_len(what: &str, got: usize, needed: usize) {
+    if got < needed {
+        too_short(what, got, needed);
+    }
 }
 
 #[cfg(test)]
@@ -156,13 +185,22 @@ mod tests {
             let expect = naive(&a, at, &b, bt, m, k, n);
             let wrap = |d, t| if t { Mat::t(d) } else { Mat::new(d) };
             let mut c = vec![1.0; m * n];
-            matmul(&mut c, wrap(&a, at), wrap(&b, bt), (m, k, n), true, 1);
+            matmul(&mut c, 0, wrap(&a, at), wrap(&b, bt), (m, k, n), true, 1);
             for (x, y) in c.iter().zip(&expect) {
                 assert!((x - 1.0 - y).abs() < 1e-5, "{at} {bt}: {x} vs {y}");
             }
-            matmul(&mut c, wrap(&a, at), wrap(&b, bt), (m, k, n), false, 2);
+            matmul(&mut c, 0, wrap(&a, at), wrap(&b, bt), (m, k, n), false, 2);
             for (x, y) in c.iter().zip(&expect) {
                 assert!((x - y).abs() < 1e-5);
+            }
+            // The same product into a column block of a wider matrix.
+            let mut wide = vec![7.0; m * (n + 2)];
+            matmul(&mut wide[1..], n + 2, wrap(&a, at), wrap(&b, bt), (m, k, n), false, 1);
+            for (i, row) in wide.chunks(n + 2).enumerate() {
+                assert_eq!((row[0], row[n + 1]), (7.0, 7.0));
+                for (x, y) in row[1..=n].iter().zip(&expect[i * n..]) {
+                    assert!((x - y).abs() < 1e-5);
+                }
             }
         }
     }

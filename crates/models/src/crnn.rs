@@ -194,7 +194,7 @@ impl AudioModel for Crnn {
         };
         let mut x = x.clone();
         for (i, ((conv, bn), pool)) in self.blocks.iter().zip(POOLS).enumerate() {
-            x = conv.forward(&x)?;
+            x = conv.forward_t(&x, train)?;
             trace.record(&format!("conv{}", i + 1), conv, &x);
             x = bn.forward_act(&x, train, Activation::Elu)?;
             trace.record(&format!("bn{}", i + 1), bn, &x);

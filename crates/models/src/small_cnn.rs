@@ -117,7 +117,7 @@ impl AudioModel for SmallCnn {
         }
         let mut x = x.clone();
         for (i, conv) in self.convs.iter().enumerate() {
-            x = conv.forward_act(&x, Activation::Relu)?;
+            x = conv.forward_act(&x, Activation::Relu, train)?;
             trace.record(&format!("conv{}", i + 1), conv, &x);
             trace.record(&format!("relu{}", i + 1), &"ReLU()", &x);
             if i < 2 {

@@ -182,7 +182,7 @@ impl AudioModel for Vgg {
         for (s, stage) in self.stages.iter().enumerate() {
             for (i, (conv, bn)) in stage.iter().enumerate() {
                 let tag = format!("{}_{}", s + 1, i + 1);
-                x = conv.forward(&x)?;
+                x = conv.forward_t(&x, train)?;
                 trace.record(&format!("conv{tag}"), conv, &x);
                 x = bn.forward_act(&x, train, Activation::Relu)?;
                 trace.record(&format!("bn{tag}"), bn, &x);
@@ -371,7 +371,7 @@ impl AudioModel for VggM {
         for (i, ((conv, bn), &(.., pool))) in self.convs.iter().zip(VGGM_CONVS.iter()).enumerate() {
             let (h, w) = (x.dim(2)?, x.dim(3)?);
             conv.output_size((h, w)).ok_or_else(too_short)?;
-            x = conv.forward(&x)?;
+            x = conv.forward_t(&x, train)?;
             trace.record(&format!("conv{}", i + 1), conv, &x);
             x = bn.forward_act(&x, train, Activation::Relu)?;
             trace.record(&format!("bn{}", i + 1), bn, &x);
@@ -388,7 +388,7 @@ impl AudioModel for VggM {
             }
         }
         let (fc6, bn6) = &self.fc6;
-        let x = fc6.forward(&x)?;
+        let x = fc6.forward_t(&x, train)?;
         trace.record("fc6", fc6, &x);
         let x = bn6.forward_act(&x, train, Activation::Relu)?;
         trace.record("bn6", bn6, &x);

@@ -49,7 +49,7 @@ fn conv_forward_and_gradients_equal_the_direct_definition() {
             )
             .unwrap();
             let x = Var::from_vec(seq(b * c * h * w, 0.3), (b, c, h, w), &Device::Cpu).unwrap();
-            let y = conv.forward_act(x.as_tensor(), act).unwrap();
+            let y = conv.forward_act(x.as_tensor(), act, true).unwrap();
             let (_, _, oh, ow) = y.dims4().unwrap();
             assert_eq!(
                 (oh, ow),
