@@ -18,15 +18,38 @@ use hark_models::{InputShape, Model, ModelSpec, cross_entropy};
 /// The two reference models with their benchmark inputs.
 fn cases() -> [(&'static str, ModelSpec, InputShape); 2] {
     [
-        ("audio_cnn", ModelSpec::AudioCnn(Default::default()), InputShape { channels: 2, height: 64, frames: 344 }),
-        ("crnn", ModelSpec::Crnn(Default::default()), InputShape { channels: 1, height: 128, frames: 173 }),
+        (
+            "audio_cnn",
+            ModelSpec::AudioCnn(Default::default()),
+            InputShape {
+                channels: 2,
+                height: 64,
+                frames: 344,
+            },
+        ),
+        (
+            "crnn",
+            ModelSpec::Crnn(Default::default()),
+            InputShape {
+                channels: 1,
+                height: 128,
+                frames: 173,
+            },
+        ),
     ]
 }
 
 fn input(shape: InputShape, batch: usize) -> Tensor {
     let n = batch * shape.channels * shape.height * shape.frames;
-    let v: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.618).fract() * 2.0 - 1.0).collect();
-    Tensor::from_vec(v, (batch, shape.channels, shape.height, shape.frames), &Device::Cpu).unwrap()
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i as f32) * 0.618).fract() * 2.0 - 1.0)
+        .collect();
+    Tensor::from_vec(
+        v,
+        (batch, shape.channels, shape.height, shape.frames),
+        &Device::Cpu,
+    )
+    .unwrap()
 }
 
 /// Forward in train mode, cross-entropy, backward and `w -= 1e-3 * g`.
@@ -35,13 +58,17 @@ fn train_step(model: &Model, x: &Tensor, labels: &[usize]) {
     let grads = loss.backward().unwrap();
     for (_, var) in model.params().trainable() {
         if let Some(g) = grads.get(var.as_tensor()) {
-            var.set(&(var.as_tensor() - (g * 1e-3).unwrap()).unwrap()).unwrap();
+            var.set(&(var.as_tensor() - (g * 1e-3).unwrap()).unwrap())
+                .unwrap();
         }
     }
 }
 
 fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
 }
 
 fn bench_train(c: &mut Criterion) {
@@ -64,7 +91,9 @@ fn bench_train(c: &mut Criterion) {
 fn bench_infer(c: &mut Criterion) {
     for batch in [16, 1] {
         let mut group = c.benchmark_group(format!("infer_b{batch}"));
-        group.sample_size(10).throughput(Throughput::Elements(batch as u64));
+        group
+            .sample_size(10)
+            .throughput(Throughput::Elements(batch as u64));
         for (name, spec, shape) in cases() {
             let model = Model::new(&spec, 10, shape, 0).unwrap();
             let x = input(shape, batch);

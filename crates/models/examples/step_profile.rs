@@ -14,13 +14,34 @@ fn main() {
     let which = args.next().unwrap_or_else(|| "audio_cnn".into());
     let steps: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
     let (spec, shape) = match which.as_str() {
-        "crnn" => (ModelSpec::Crnn(Default::default()), InputShape { channels: 1, height: 128, frames: 173 }),
-        _ => (ModelSpec::AudioCnn(Default::default()), InputShape { channels: 2, height: 64, frames: 344 }),
+        "crnn" => (
+            ModelSpec::Crnn(Default::default()),
+            InputShape {
+                channels: 1,
+                height: 128,
+                frames: 173,
+            },
+        ),
+        _ => (
+            ModelSpec::AudioCnn(Default::default()),
+            InputShape {
+                channels: 2,
+                height: 64,
+                frames: 344,
+            },
+        ),
     };
     let model = Model::new(&spec, 10, shape, 0).unwrap();
     let n = 16 * shape.channels * shape.height * shape.frames;
-    let v: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.618).fract() * 2.0 - 1.0).collect();
-    let x = Tensor::from_vec(v, (16, shape.channels, shape.height, shape.frames), &Device::Cpu).unwrap();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((i as f32) * 0.618).fract() * 2.0 - 1.0)
+        .collect();
+    let x = Tensor::from_vec(
+        v,
+        (16, shape.channels, shape.height, shape.frames),
+        &Device::Cpu,
+    )
+    .unwrap();
     let labels: Vec<usize> = (0..16).map(|i| i % 10).collect();
     let mut times = Vec::new();
     for _ in 0..steps {
@@ -32,10 +53,15 @@ fn main() {
         let t2 = Instant::now();
         for (_, var) in model.params().trainable() {
             if let Some(g) = grads.get(var.as_tensor()) {
-                var.set(&(var.as_tensor() - (g * 1e-3).unwrap()).unwrap()).unwrap();
+                var.set(&(var.as_tensor() - (g * 1e-3).unwrap()).unwrap())
+                    .unwrap();
             }
         }
-        times.push(((t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), t0.elapsed().as_secs_f64()));
+        times.push((
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            t0.elapsed().as_secs_f64(),
+        ));
     }
     let median = |f: fn(&(f64, f64, f64)) -> f64| {
         let mut v: Vec<f64> = times.iter().map(f).collect();

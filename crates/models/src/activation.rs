@@ -118,7 +118,10 @@ mod tests {
             let x = i as f32 * 1e-3 + 1.234e-5;
             let want = (x as f64).exp();
             let got = exp(x) as f64;
-            assert!(((got - want) / want).abs() < 2.5e-7, "exp({x}) = {got}, want {want}");
+            assert!(
+                ((got - want) / want).abs() < 2.5e-7,
+                "exp({x}) = {got}, want {want}"
+            );
         }
     }
 

@@ -354,14 +354,25 @@ impl CustomOp3 for Conv2dOp {
                         let tn = (rows.1 - rows.0) * g.ow;
                         self.im2col(&g, xb, rows, &mut cols[..k * tn]);
                         let dst = &mut yb[rows.0 * g.ow..];
-                        matmul(dst, n, Mat::new(w), Mat::new(&cols[..k * tn]), (g.out, k, tn), false, threads);
+                        matmul(
+                            dst,
+                            n,
+                            Mat::new(w),
+                            Mat::new(&cols[..k * tn]),
+                            (g.out, k, tn),
+                            false,
+                            threads,
+                        );
                     }
                     for (row, bias) in yb.chunks_exact_mut(n).zip(b) {
                         row.iter_mut().for_each(|v| *v = self.act.apply(*v + bias));
                     }
                 },
             );
-        Ok((CpuStorage::F32(y), Shape::from((g.batch, g.out, g.oh, g.ow))))
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from((g.batch, g.out, g.oh, g.ow)),
+        ))
     }
 
     fn bwd(
@@ -393,14 +404,24 @@ impl CustomOp3 for Conv2dOp {
                             .zip(db_per.par_chunks_mut(g.out))
                             .zip(dx_chunks)
                             .for_each_init(
-                                || (Vec::new(), vec![0.0f32; tile], vec![0.0f32; if want_dx { tile } else { 0 }]),
+                                || {
+                                    (
+                                        Vec::new(),
+                                        vec![0.0f32; tile],
+                                        vec![0.0f32; if want_dx { tile } else { 0 }],
+                                    )
+                                },
                                 |(dpre, cols, dcols), (((((xb, dyb), yb), dwb), dbb), dxb)| {
                                     // The gradient before the activation: dY * act'(y).
                                     let gb = if self.act == Activation::Identity {
                                         dyb
                                     } else {
                                         dpre.clear();
-                                        dpre.extend(dyb.iter().zip(yb).map(|(d, y)| d * self.act.grad_from_output(*y)));
+                                        dpre.extend(
+                                            dyb.iter()
+                                                .zip(yb)
+                                                .map(|(d, y)| d * self.act.grad_from_output(*y)),
+                                        );
                                         &dpre[..]
                                     };
                                     for (d, row) in dbb.iter_mut().zip(gb.chunks_exact(n)) {
@@ -411,10 +432,26 @@ impl CustomOp3 for Conv2dOp {
                                         let cols = &mut cols[..k * tn];
                                         self.im2col(&g, xb, rows, cols);
                                         let gt = Mat::new(&gb[rows.0 * g.ow..]).ld(n);
-                                        matmul(dwb, 0, gt, Mat::t(cols), (g.out, tn, k), i > 0, threads);
+                                        matmul(
+                                            dwb,
+                                            0,
+                                            gt,
+                                            Mat::t(cols),
+                                            (g.out, tn, k),
+                                            i > 0,
+                                            threads,
+                                        );
                                         if want_dx {
                                             let dcols = &mut dcols[..k * tn];
-                                            matmul(dcols, 0, Mat::t(ws), gt, (k, g.out, tn), false, threads);
+                                            matmul(
+                                                dcols,
+                                                0,
+                                                Mat::t(ws),
+                                                gt,
+                                                (k, g.out, tn),
+                                                false,
+                                                threads,
+                                            );
                                             self.col2im(&g, dcols, rows, dxb);
                                         }
                                     }

@@ -41,12 +41,20 @@ pub(crate) struct Mat<'a> {
 impl<'a> Mat<'a> {
     /// The matrix as stored, rows contiguous.
     pub fn new(data: &'a [f32]) -> Self {
-        Self { data, ld: 0, transposed: false }
+        Self {
+            data,
+            ld: 0,
+            transposed: false,
+        }
     }
 
     /// The transpose of the stored matrix.
     pub fn t(data: &'a [f32]) -> Self {
-        Self { data, ld: 0, transposed: true }
+        Self {
+            data,
+            ld: 0,
+            transposed: true,
+        }
     }
 
     /// Stored rows are `ld` apart (a column block of a wider matrix).
@@ -57,9 +65,17 @@ impl<'a> Mat<'a> {
     /// (row stride, column stride) of the `rows x cols` view, and the
     /// number of stored values it spans.
     fn layout(&self, rows: usize, cols: usize) -> (isize, isize, usize) {
-        let (stored_rows, stored_cols) = if self.transposed { (cols, rows) } else { (rows, cols) };
+        let (stored_rows, stored_cols) = if self.transposed {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
         let ld = if self.ld == 0 { stored_cols } else { self.ld };
-        let span = if stored_rows == 0 { 0 } else { (stored_rows - 1) * ld + stored_cols };
+        let span = if stored_rows == 0 {
+            0
+        } else {
+            (stored_rows - 1) * ld + stored_cols
+        };
         if self.transposed {
             (1, ld as isize, span)
         } else {
@@ -195,7 +211,15 @@ mod tests {
             }
             // The same product into a column block of a wider matrix.
             let mut wide = vec![7.0; m * (n + 2)];
-            matmul(&mut wide[1..], n + 2, wrap(&a, at), wrap(&b, bt), (m, k, n), false, 1);
+            matmul(
+                &mut wide[1..],
+                n + 2,
+                wrap(&a, at),
+                wrap(&b, bt),
+                (m, k, n),
+                false,
+                1,
+            );
             for (i, row) in wide.chunks(n + 2).enumerate() {
                 assert_eq!((row[0], row[n + 1]), (7.0, 7.0));
                 for (x, y) in row[1..=n].iter().zip(&expect[i * n..]) {

@@ -260,14 +260,11 @@ pub struct VggM {
     fc8: Linear,
 }
 
+/// A max pool's (kernel, stride), each (rows, columns).
+type PoolShape = ((usize, usize), (usize, usize));
+
 /// Conv layers of VGG-M before fc6: (channels, kernel, stride, padding, pool after).
-const VGGM_CONVS: [(
-    usize,
-    usize,
-    usize,
-    usize,
-    Option<((usize, usize), (usize, usize))>,
-); 5] = [
+const VGGM_CONVS: [(usize, usize, usize, usize, Option<PoolShape>); 5] = [
     (96, 7, 2, 1, Some(((3, 3), (2, 2)))),
     (256, 5, 2, 1, Some(((3, 3), (2, 2)))),
     (384, 3, 1, 1, None),

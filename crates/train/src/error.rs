@@ -1,0 +1,51 @@
+//! The error type of hark-train.
+
+/// What can go wrong while training.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// A model could not be built, run, saved or loaded.
+    #[error(transparent)]
+    Model(#[from] hark_models::Error),
+    /// A configuration value is out of range.
+    #[error("`{field}` {rule}, got {got}")]
+    Config {
+        /// The field, e.g. `train.optimizer.lr`.
+        field: &'static str,
+        /// The rule it breaks.
+        rule: &'static str,
+        /// The value given.
+        got: String,
+    },
+    /// Optimizer state that does not fit the model's parameters.
+    #[error("optimizer state: {0}")]
+    OptimizerState(String),
+    /// Labels and predictions of different lengths, or a label out of range.
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+/// The result type of hark-train.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Checks `lo <= value` (and `value < hi`, or `<= hi` with `inclusive`).
+pub(crate) fn check_range(
+    field: &'static str,
+    value: f64,
+    lo: f64,
+    hi: f64,
+    rule: &'static str,
+) -> Result<()> {
+    if value.is_finite() && value >= lo && value <= hi {
+        Ok(())
+    } else {
+        Err(Error::Config {
+            field,
+            rule,
+            got: value.to_string(),
+        })
+    }
+}
