@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 /// The part of an experiment an example belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -45,7 +46,8 @@ pub fn fold_split(folds: &[u32], test_fold: u32, val_fold: Option<u32>) -> Vec<S
 
 /// Fractions of a ratio split; they need not sum to exactly 1 (they are
 /// normalised).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SplitRatios {
     /// Share of training examples.
     pub train: f64,

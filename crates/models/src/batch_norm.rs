@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, Var};
 use rayon::prelude::*;
 
+use crate::activation::{Act, with_act};
 use crate::cpu::{f32_data, lane_sum, with_f32};
 use crate::{Activation, Init, ParamBuilder, Result};
 
@@ -298,18 +299,20 @@ impl CustomOp3 for BatchNormOp {
         let (x, gamma, beta) = (f32_data(s1, l1)?, f32_data(s2, l2)?, f32_data(s3, l3)?);
         let norm = self.normalisers(d, x);
         let mut y = vec![0.0f32; x.len()];
-        y.par_chunks_mut(d.s)
-            .zip(x.par_chunks(d.s))
-            .enumerate()
-            .with_min_len(64)
-            .for_each(|(i, (yc, xc))| {
-                let c = i % d.c;
-                let (mean, inv) = norm[c];
-                let scale = gamma[c] * inv;
-                for (y, x) in yc.iter_mut().zip(xc) {
-                    *y = self.act.apply((x - mean) * scale + beta[c]);
-                }
-            });
+        with_act!(self.act, A => {
+            y.par_chunks_mut(d.s)
+                .zip(x.par_chunks(d.s))
+                .enumerate()
+                .with_min_len(64)
+                .for_each(|(i, (yc, xc))| {
+                    let c = i % d.c;
+                    let (mean, inv) = norm[c];
+                    let (scale, shift) = (gamma[c] * inv, beta[c] - mean * gamma[c] * inv);
+                    for (y, x) in yc.iter_mut().zip(xc) {
+                        *y = A::apply(x * scale + shift);
+                    }
+                })
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -336,46 +339,7 @@ impl CustomOp3 for BatchNormOp {
         let (dx, dgamma, dbeta) = with_f32(x, |x| {
             with_f32(res, |y| {
                 with_f32(grad, |g| {
-                    // Gradient before the activation, and the normalised input.
-                    let dz = |i: usize| g[i] * self.act.grad_from_output(y[i]);
-                    let xhat = |i: usize, c: usize| (x[i] - norm[c].0) * norm[c].1;
-                    let sums: Vec<(f64, f64)> = (0..d.c)
-                        .into_par_iter()
-                        .map(|c| {
-                            let (mean, inv) = norm[c];
-                            (0..d.n).fold((0.0, 0.0), |(sg, sgx), b| {
-                                let at = (b * d.c + c) * d.s;
-                                let (g, y, x) = (&g[at..][..d.s], &y[at..][..d.s], &x[at..][..d.s]);
-                                let dz = |i: usize| g[i] * self.act.grad_from_output(y[i]);
-                                (
-                                    sg + lane_sum(d.s, dz),
-                                    sgx + lane_sum(d.s, |i| dz(i) * (x[i] - mean) * inv),
-                                )
-                            })
-                        })
-                        .collect();
-                    let count = (d.n * d.s) as f64;
-                    let mut dx = vec![0.0f32; x.len()];
-                    dx.par_chunks_mut(d.s)
-                        .enumerate()
-                        .with_min_len(64)
-                        .for_each(|(chunk, dxc)| {
-                            let c = chunk % d.c;
-                            let k = gamma[c] * norm[c].1;
-                            let (mean_g, mean_gx) =
-                                ((sums[c].0 / count) as f32, (sums[c].1 / count) as f32);
-                            for (j, v) in dxc.iter_mut().enumerate() {
-                                let i = chunk * d.s + j;
-                                *v = if batch {
-                                    k * (dz(i) - mean_g - xhat(i, c) * mean_gx)
-                                } else {
-                                    k * dz(i)
-                                };
-                            }
-                        });
-                    let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
-                    let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
-                    Ok((dx, dgamma, dbeta))
+                    Ok(with_act!(self.act, A => backward::<A>(d, x, y, g, &norm, &gamma, batch)))
                 })
             })
         })?;
@@ -386,4 +350,59 @@ impl CustomOp3 for BatchNormOp {
             Some(Tensor::from_vec(dbeta, d.c, dev)?),
         ))
     }
+}
+
+/// The input, weight and bias gradients of a batch norm followed by the
+/// activation `A`, from its input `x`, output `y` and output gradient `g`.
+/// With batch statistics the input gradient includes their dependence on
+/// the input; with fixed ones it is the plain affine map.
+fn backward<A: Act>(
+    d: Dims,
+    x: &[f32],
+    y: &[f32],
+    g: &[f32],
+    norm: &[(f32, f32)],
+    gamma: &[f32],
+    batch: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    // Per channel: sum of dz and of dz * xhat, dz the gradient before the activation.
+    let sums: Vec<(f64, f64)> = (0..d.c)
+        .into_par_iter()
+        .map(|c| {
+            let (mean, inv) = norm[c];
+            (0..d.n).fold((0.0, 0.0), |(sg, sgx), b| {
+                let at = (b * d.c + c) * d.s;
+                let (g, y, x) = (&g[at..][..d.s], &y[at..][..d.s], &x[at..][..d.s]);
+                (
+                    sg + lane_sum(d.s, |i| g[i] * A::grad(y[i])),
+                    sgx + lane_sum(d.s, |i| g[i] * A::grad(y[i]) * (x[i] - mean) * inv),
+                )
+            })
+        })
+        .collect();
+    let count = (d.n * d.s) as f64;
+    let mut dx = vec![0.0f32; x.len()];
+    dx.par_chunks_mut(d.s)
+        .enumerate()
+        .with_min_len(64)
+        .for_each(|(chunk, dxc)| {
+            let c = chunk % d.c;
+            let (mean, inv) = norm[c];
+            let k = gamma[c] * inv;
+            let at = chunk * d.s;
+            let (g, y, x) = (&g[at..][..d.s], &y[at..][..d.s], &x[at..][..d.s]);
+            if batch {
+                let (mean_g, mean_gx) = ((sums[c].0 / count) as f32, (sums[c].1 / count) as f32);
+                for (i, v) in dxc.iter_mut().enumerate() {
+                    *v = k * (g[i] * A::grad(y[i]) - mean_g - (x[i] - mean) * inv * mean_gx);
+                }
+            } else {
+                for (i, v) in dxc.iter_mut().enumerate() {
+                    *v = k * g[i] * A::grad(y[i]);
+                }
+            }
+        });
+    let dgamma = sums.iter().map(|s| s.1 as f32).collect();
+    let dbeta = sums.iter().map(|s| s.0 as f32).collect();
+    (dx, dgamma, dbeta)
 }

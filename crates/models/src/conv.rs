@@ -12,6 +12,7 @@ use std::fmt;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::activation::{Act, with_act};
 use crate::cpu::{Mat, f32_data, matmul, with_f32};
 use crate::{Activation, Init, ParamBuilder, Result};
 
@@ -365,7 +366,7 @@ impl CustomOp3 for Conv2dOp {
                         );
                     }
                     for (row, bias) in yb.chunks_exact_mut(n).zip(b) {
-                        row.iter_mut().for_each(|v| *v = self.act.apply(*v + bias));
+                        with_act!(self.act, A => row.iter_mut().for_each(|v| *v = A::apply(*v + bias)));
                     }
                 },
             );
@@ -417,11 +418,9 @@ impl CustomOp3 for Conv2dOp {
                                         dyb
                                     } else {
                                         dpre.clear();
-                                        dpre.extend(
-                                            dyb.iter()
-                                                .zip(yb)
-                                                .map(|(d, y)| d * self.act.grad_from_output(*y)),
-                                        );
+                                        with_act!(self.act, A => dpre.extend(
+                                            dyb.iter().zip(yb).map(|(d, y)| d * A::grad(*y)),
+                                        ));
                                         &dpre[..]
                                     };
                                     for (d, row) in dbb.iter_mut().zip(gb.chunks_exact(n)) {

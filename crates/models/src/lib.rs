@@ -62,7 +62,7 @@ pub use init::Init;
 pub use linear::{Linear, linear};
 pub use loss::{cross_entropy, log_softmax, softmax};
 pub use model::{AudioModel, InputShape, Model, ModelSpec, build};
-pub use params::{ParamBuilder, ParamStore, read_tensors, save_tensors};
+pub use params::{ParamBuilder, ParamStore, read_metadata, read_tensors, save_tensors};
 pub use pool::{avg_pool2d, max_pool2d, max_pool2d_hw};
 pub use rnn::{Cell, Recurrent, RecurrentState, lstm, rnn};
 pub use small_cnn::{SmallCnn, SmallCnnConfig};

@@ -116,7 +116,7 @@ impl ParamStore {
     /// # Errors
     /// [`Error::Io`] when the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<()> {
-        save_tensors(&self.state_dict(), path)
+        save_tensors(&self.state_dict(), &HashMap::new(), path)
     }
 
     /// Loads a safetensors state_dict saved by hark or by PyTorch.
@@ -199,12 +199,33 @@ pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     })
 }
 
-/// Writes named tensors as safetensors with PyTorch's `format = pt`
-/// metadata, atomically: a temporary file beside `path` is renamed over it.
+/// The string metadata of a safetensors file.
+///
+/// # Errors
+/// [`Error::Io`] or [`Error::Format`], naming the file.
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::Format {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+    Ok(header.metadata().clone().unwrap_or_default())
+}
+
+/// Writes named tensors as safetensors with PyTorch's `format = pt` and
+/// `metadata`, atomically: a temporary file beside `path` is renamed over it.
 ///
 /// # Errors
 /// [`Error::Io`] naming the file.
-pub fn save_tensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
+pub fn save_tensors(
+    tensors: &[(String, Tensor)],
+    metadata: &HashMap<String, String>,
+    path: &Path,
+) -> Result<()> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -213,7 +234,8 @@ pub fn save_tensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
         .iter()
         .map(|(n, t)| Ok((n.as_str(), t.contiguous()?)))
         .collect::<Result<Vec<_>>>()?;
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let mut metadata = metadata.clone();
+    metadata.insert("format".to_string(), "pt".to_string());
     let bytes = safetensors::serialize(contiguous, Some(metadata))
         .map_err(|e| io(std::io::Error::other(e.to_string())))?;
     let tmp = temp_path(path);

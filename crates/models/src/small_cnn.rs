@@ -31,7 +31,7 @@ impl Default for SmallCnnConfig {
 
 /// `conv1` (3x3, padding 1) -> ReLU -> MaxPool 2 -> `conv2` -> ReLU ->
 /// MaxPool 2 -> `conv3` -> ReLU -> global average pooling -> Dropout ->
-/// `fc`: Linear(channels[2], classes).
+/// `fc`: Linear(last width, classes).
 ///
 /// 23,946 trainable parameters for 1 channel, the default widths and 10
 /// classes (`160 + 4,640 + 18,496 + 650`), independent of the input size

@@ -20,6 +20,33 @@ pub enum Error {
         /// The value given.
         got: String,
     },
+    /// An experiment config that cannot be read: bad TOML, an unknown key,
+    /// a wrong type or a bad override.
+    #[error("{}: {msg}", path.display())]
+    ConfigFile {
+        /// The config file.
+        path: std::path::PathBuf,
+        /// What is wrong, naming the key.
+        msg: String,
+    },
+    /// A checkpoint that cannot be resumed from.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// The loss became NaN or infinite.
+    #[error(
+        "the loss became {value} at epoch {epoch}, step {step}; the last checkpoint is the last good state"
+    )]
+    NonFinite {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based batch within the epoch.
+        step: usize,
+        /// The loss value.
+        value: f32,
+    },
+    /// The data loader failed.
+    #[error("data: {0}")]
+    Data(String),
     /// Optimizer state that does not fit the model's parameters.
     #[error("optimizer state: {0}")]
     OptimizerState(String),

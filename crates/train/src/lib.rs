@@ -1,21 +1,38 @@
-//! hark-train: what trains a hark model. So far: optimizers on candle
-//! `Var`s (Adam with L2 decay and AMSGrad, AdamW, SGD with momentum and
-//! Nesterov), learning-rate schedules as PyTorch computes them (constant,
-//! StepLR, OneCycleLR with momentum cycling, cosine), and classification
-//! metrics equal to scikit-learn's report. The loop, checkpoints and
-//! cross-validation follow (issue 5).
+//! hark-train: what trains a hark model.
+//!
+//! - [`ExperimentConfig`]: one TOML file per experiment, every field
+//!   defaulted, unknown keys and wrong types named with the file, and
+//!   `section.key=value` overrides.
+//! - Optimizers on candle `Var`s ([`Adam`] with L2 decay and AMSGrad, AdamW,
+//!   [`Sgd`] with momentum and Nesterov) and learning-rate schedules as PyTorch
+//!   computes them ([`LrSchedule`]: constant, StepLR, OneCycleLR with momentum
+//!   cycling, cosine).
+//! - [`Trainer`]: the loop, gradient clipping, early stopping, NaN detection,
+//!   `metrics.jsonl`, best and last checkpoints, and resuming to the metrics
+//!   of an uninterrupted run; [`evaluate`] for eval-mode passes.
+//! - [`ConfusionMatrix`] and [`ClassificationReport`], equal to scikit-learn's.
 #![warn(missing_docs)]
 
 mod adam;
+mod checkpoint;
+mod config;
 mod error;
 mod metrics;
 mod optimizer;
 mod schedule;
 mod sgd;
+mod trainer;
 
 pub use adam::Adam;
+pub use checkpoint::{TrainState, checkpoint_paths, load_checkpoint, save_checkpoint};
+pub use config::{
+    DataConfig, EarlyStopping, ExperimentConfig, Monitor, OutputConfig, TrainConfig, Validation,
+};
 pub use error::{Error, Result};
 pub use metrics::{ClassScores, ClassificationReport, ConfusionMatrix};
 pub use optimizer::{Optimizer, OptimizerConfig};
 pub use schedule::{Anneal, LrSchedule, ScheduleConfig};
 pub use sgd::Sgd;
+pub use trainer::{
+    EpochMetrics, Evaluation, Prediction, Trainer, argmax, batch_tensor, clip_grad_norm, evaluate,
+};

@@ -1,0 +1,247 @@
+//! The experiment config: one TOML file with `[data]`, `[features]`,
+//! `[augment]`, `[model]`, `[train]` and `[output]`, every field defaulted,
+//! an unknown key or a wrong type an error naming the key and the file, and
+//! `section.key=value` overrides from the command line.
+
+use std::path::{Path, PathBuf};
+
+use hark_data::{AugmentConfig, FeatureConfig, Normalization, SplitRatios};
+use hark_models::ModelSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, OptimizerConfig, Result, ScheduleConfig};
+
+/// A whole experiment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// What to train on.
+    pub data: DataConfig,
+    /// How clips become log-mels (hark-data's feature pipeline).
+    pub features: FeatureConfig,
+    /// On-the-fly augmentation of training batches.
+    pub augment: AugmentConfig,
+    /// The architecture (`kind` and its options).
+    pub model: ModelSpec,
+    /// The optimisation.
+    pub train: TrainConfig,
+    /// Where runs are written.
+    pub output: OutputConfig,
+}
+
+/// `[data]`: the dataset and how it is split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Layout: `urbansound8k` (also the demo corpus), `esc50`, `esc10`,
+    /// `speakers`, `folders` or `csv`. Default: `urbansound8k`.
+    pub kind: String,
+    /// Dataset root (or the CSV for `csv`). Default: `datasets/urban-synth`.
+    pub path: PathBuf,
+    /// Split ratios for datasets without folds or phases. Default: 0.8/0.1/0.1.
+    pub split: SplitRatios,
+    /// Validation for a fold dataset: `next_fold` (fold k+1 when testing
+    /// fold k) or `slice` (a group-aware share of the training folds,
+    /// `split.val`). Default: `next_fold`.
+    pub validation: Validation,
+    /// Keep only these classes, in this order. Default: all.
+    pub classes: Option<Vec<String>>,
+    /// Fail on the first unreadable file instead of skipping it. Default: false.
+    pub strict: bool,
+    /// Cut every file into windows of this many seconds (seed 003). Default: none.
+    pub chunk_seconds: Option<f64>,
+    /// Feature cache directory. Default: `<path>/.hark-cache`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            kind: "urbansound8k".into(),
+            path: PathBuf::from("datasets/urban-synth"),
+            split: SplitRatios::default(),
+            validation: Validation::NextFold,
+            classes: None,
+            strict: false,
+            chunk_seconds: None,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Where a fold run's validation set comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Validation {
+    /// The fold after the test fold (wrapping).
+    #[default]
+    NextFold,
+    /// A group-aware share of the training folds.
+    Slice,
+}
+
+/// `[train]`: the optimisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the training set. Default: 20.
+    pub epochs: usize,
+    /// Examples per batch. Default: 16.
+    pub batch_size: usize,
+    /// The optimizer. Default: Adam, lr 1e-3.
+    pub optimizer: OptimizerConfig,
+    /// The learning-rate schedule. Default: constant.
+    pub schedule: ScheduleConfig,
+    /// Clip the global gradient norm to this. Default: none.
+    pub grad_clip: Option<f64>,
+    /// Stop when the monitored metric has not improved for `patience`
+    /// epochs. Default: none.
+    pub early_stopping: Option<EarlyStopping>,
+    /// Input normalisation. Default: per batch (seed 001).
+    pub normalization: Normalization,
+    /// Seed of initialisation, shuffling, augmentation and dropout. Default: 0.
+    pub seed: u64,
+    /// Worker threads; 0 uses every core. Default: 0.
+    pub threads: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 20,
+            batch_size: 16,
+            optimizer: OptimizerConfig::default(),
+            schedule: ScheduleConfig::default(),
+            grad_clip: None,
+            early_stopping: None,
+            normalization: Normalization::PerBatch,
+            seed: 0,
+            threads: 0,
+        }
+    }
+}
+
+/// A metric to watch and which way is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Monitor {
+    /// Validation loss, lower is better.
+    ValLoss,
+    /// Validation accuracy, higher is better.
+    ValAccuracy,
+}
+
+impl Monitor {
+    /// Whether `new` improves on `best`.
+    pub fn improves(self, new: f64, best: f64) -> bool {
+        match self {
+            Self::ValLoss => new < best,
+            Self::ValAccuracy => new > best,
+        }
+    }
+}
+
+/// `[train.early_stopping]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    /// The metric. Default: `val_loss`.
+    #[serde(default = "default_monitor")]
+    pub monitor: Monitor,
+    /// Epochs without improvement before stopping.
+    pub patience: usize,
+}
+
+fn default_monitor() -> Monitor {
+    Monitor::ValLoss
+}
+
+/// `[output]`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// The run directory. Default: `runs/<config file stem>`.
+    pub dir: Option<PathBuf>,
+}
+
+impl ExperimentConfig {
+    /// Reads `path` and applies `overrides` (`section.key=value`, the value a
+    /// TOML literal or else a bare string).
+    ///
+    /// # Errors
+    /// [`Error::ConfigFile`] naming the file and the key for unreadable
+    /// TOML, an unknown key, a wrong type or a malformed override.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigFile {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        Self::parse(&text, path, overrides)
+    }
+
+    /// [`load`](Self::load) from text; `path` only names the source in errors.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
+        let bad = |msg: String| Error::ConfigFile {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        for item in overrides {
+            set(&mut table, item).map_err(|msg| bad(format!("--set {item}: {msg}")))?;
+        }
+        let mut config: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        if config.output.dir.is_none() {
+            let stem = path
+                .file_stem()
+                .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+            config.output.dir = Some(PathBuf::from("runs").join(stem));
+        }
+        Ok(config)
+    }
+
+    /// The config as TOML, every default written out: what a run directory keeps.
+    ///
+    /// # Errors
+    /// Only if a value has no TOML form.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::ConfigFile {
+            path: PathBuf::from("config.toml"),
+            msg: e.to_string(),
+        })
+    }
+}
+
+/// Applies one `a.b.c=value` override to `table`.
+fn set(table: &mut toml::Table, item: &str) -> std::result::Result<(), String> {
+    let (key, value) = item.split_once('=').ok_or("expected section.key=value")?;
+    let value = value.trim();
+    // A TOML literal (number, bool, array, inline table, quoted string), else a bare string.
+    let value = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("`{key}` is not a dotted key"));
+    }
+    let (last, path) = parts.split_last().ok_or("empty key")?;
+    let mut node = table;
+    for (i, part) in path.iter().enumerate() {
+        let entry = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{}` is not a table", parts[..=i].join(".")))?;
+    }
+    node.insert(last.to_string(), value);
+    Ok(())
+}

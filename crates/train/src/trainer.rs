@@ -1,0 +1,333 @@
+//! The training loop: seeded batches, train and eval modes, gradient
+//! clipping, the schedule, early stopping, NaN detection, per-epoch metrics
+//! and checkpoints, and resuming to exactly the metrics of an uninterrupted
+//! run.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Tensor, Var};
+use hark_data::{Batch, Loader, write_atomic};
+use hark_models::{Model, cross_entropy, softmax};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{checkpoint_paths, load_checkpoint, save_checkpoint};
+use crate::config::Monitor;
+use crate::{Error, LrSchedule, Optimizer, Result, TrainConfig, TrainState};
+
+/// One epoch's numbers: one line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Learning rate of the epoch's last batch.
+    pub lr: f64,
+    /// Mean training loss over the epoch's examples.
+    pub train_loss: f64,
+    /// Training accuracy (with augmentation and dropout on).
+    pub train_accuracy: f64,
+    /// Validation loss, when there is a validation set.
+    pub val_loss: Option<f64>,
+    /// Validation accuracy, when there is a validation set.
+    pub val_accuracy: Option<f64>,
+    /// Wall time of the epoch, validation included.
+    pub seconds: f64,
+    /// Training examples per second.
+    pub samples_per_second: f64,
+}
+
+/// One example's prediction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// Index of the example in the loader's clips.
+    pub index: usize,
+    /// True class.
+    pub label: usize,
+    /// Most probable class.
+    pub predicted: usize,
+    /// Probability of every class.
+    pub probabilities: Vec<f32>,
+}
+
+/// A pass over a loader in eval mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction predicted correctly.
+    pub accuracy: f64,
+    /// Every example, in loader order.
+    pub predictions: Vec<Prediction>,
+}
+
+/// A batch as the `[B, C, M, T]` tensor models take.
+///
+/// # Errors
+/// Only from tensor creation.
+pub fn batch_tensor(batch: &Batch) -> Result<Tensor> {
+    Ok(Tensor::from_slice(
+        &batch.data,
+        batch.shape.to_vec(),
+        &Device::Cpu,
+    )?)
+}
+
+/// Runs `model` in eval mode over every batch of `loader` (epoch 0 of a
+/// loader that should neither shuffle nor augment).
+///
+/// # Errors
+/// [`Error::Data`] from the loader, or a failed forward pass.
+pub fn evaluate(model: &Model, loader: &Loader) -> Result<Evaluation> {
+    let (mut loss_sum, mut correct, mut predictions) = (0.0f64, 0usize, Vec::new());
+    for batch in loader.epoch(0) {
+        let batch = batch.map_err(Error::Data)?;
+        let logits = model.forward_t(&batch_tensor(&batch)?, Some(&batch.lengths), false)?;
+        let loss: f32 = cross_entropy(&logits, &batch.labels)?.to_scalar()?;
+        loss_sum += loss as f64 * batch.labels.len() as f64;
+        let probs: Vec<Vec<f32>> = softmax(&logits)?.to_vec2()?;
+        for ((p, &label), &index) in probs.into_iter().zip(&batch.labels).zip(&batch.indices) {
+            let predicted = argmax(&p);
+            correct += usize::from(predicted == label);
+            predictions.push(Prediction {
+                index,
+                label,
+                predicted,
+                probabilities: p,
+            });
+        }
+    }
+    let n = predictions.len().max(1) as f64;
+    Ok(Evaluation {
+        loss: loss_sum / n,
+        accuracy: correct as f64 / n,
+        predictions,
+    })
+}
+
+/// The index of the largest value (the first on ties).
+pub fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
+        .0
+}
+
+/// Scales the gradients of `vars` so their global L2 norm is at most
+/// `max_norm`, as `torch.nn.utils.clip_grad_norm_`; returns the norm before.
+///
+/// # Errors
+/// Only from tensor ops.
+pub fn clip_grad_norm(grads: &mut GradStore, vars: &[(String, Var)], max_norm: f64) -> Result<f64> {
+    let mut sq = 0.0f64;
+    for (_, v) in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+    }
+    let norm = sq.sqrt();
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        for (_, v) in vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), (g * coef)?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+/// Trains one model: owns its optimizer, schedule and progress.
+#[derive(Debug)]
+pub struct Trainer<'a> {
+    model: &'a Model,
+    config: TrainConfig,
+    vars: Vec<(String, Var)>,
+    optimizer: Box<dyn Optimizer>,
+    schedule: LrSchedule,
+    state: TrainState,
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer for `model` with `steps_per_epoch` batches per epoch.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an optimizer or schedule out of range.
+    pub fn new(model: &'a Model, config: &TrainConfig, steps_per_epoch: usize) -> Result<Self> {
+        let vars = model.params().trainable();
+        let optimizer = config.optimizer.build(vars.clone())?;
+        let schedule = LrSchedule::new(
+            &config.schedule,
+            config.optimizer.lr(),
+            config.epochs,
+            steps_per_epoch,
+        )?;
+        Ok(Self {
+            model,
+            config: config.clone(),
+            vars,
+            optimizer,
+            schedule,
+            state: TrainState::default(),
+        })
+    }
+
+    /// Progress so far.
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    /// Continues from the `last` checkpoint in `dir`, if there is one;
+    /// returns whether there was.
+    ///
+    /// # Errors
+    /// As [`load_checkpoint`].
+    pub fn resume(&mut self, dir: &Path) -> Result<bool> {
+        if !checkpoint_paths(dir, "last").1.exists() {
+            return Ok(false);
+        }
+        self.state = load_checkpoint(dir, "last", self.model, self.optimizer.as_mut())?;
+        Ok(true)
+    }
+
+    /// One training epoch (`epoch` is 0-based); returns (mean loss, accuracy, examples).
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] when the loss is NaN or infinite, [`Error::Data`]
+    /// from the loader.
+    pub fn train_epoch(&mut self, loader: &Loader, epoch: usize) -> Result<(f64, f64, usize)> {
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        for (i, batch) in loader.epoch(epoch as u64).enumerate() {
+            let batch = batch.map_err(Error::Data)?;
+            let logits =
+                self.model
+                    .forward_t(&batch_tensor(&batch)?, Some(&batch.lengths), true)?;
+            let loss = cross_entropy(&logits, &batch.labels)?;
+            let value: f32 = loss.to_scalar()?;
+            if !value.is_finite() {
+                return Err(Error::NonFinite {
+                    epoch: epoch + 1,
+                    step: i + 1,
+                    value,
+                });
+            }
+            let mut grads = loss.backward()?;
+            if let Some(max) = self.config.grad_clip {
+                clip_grad_norm(&mut grads, &self.vars, max)?;
+            }
+            if let Some(m) = self.schedule.momentum(self.state.step) {
+                self.optimizer.set_momentum(m);
+            }
+            self.optimizer
+                .step(&grads, self.schedule.lr(self.state.step))?;
+            self.state.step += 1;
+            let n = batch.labels.len();
+            loss_sum += value as f64 * n as f64;
+            for (row, &label) in logits.to_vec2::<f32>()?.iter().zip(&batch.labels) {
+                correct += usize::from(argmax(row) == label);
+            }
+            seen += n;
+        }
+        let n = seen.max(1) as f64;
+        Ok((loss_sum / n, correct as f64 / n, seen))
+    }
+
+    /// Trains from the current state to the configured epoch count, writing
+    /// `metrics.jsonl`, `last.*` every epoch and `best.*` on improvement to
+    /// `dir`. `on_epoch` sees each epoch's metrics and may break off (the
+    /// run can then be resumed).
+    ///
+    /// # Errors
+    /// As [`train_epoch`](Self::train_epoch) and [`evaluate`]; a file that
+    /// cannot be written.
+    pub fn fit(
+        &mut self,
+        train: &Loader,
+        val: Option<&Loader>,
+        dir: &Path,
+        on_epoch: &mut dyn FnMut(&EpochMetrics) -> ControlFlow<()>,
+    ) -> Result<&TrainState> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Checkpoint(format!("{}: {e}", dir.display())))?;
+        let monitor = self
+            .config
+            .early_stopping
+            .map_or(Monitor::ValLoss, |e| e.monitor);
+        while self.state.epoch < self.config.epochs && !self.state.stopped_early {
+            let epoch = self.state.epoch;
+            let start = Instant::now();
+            let (train_loss, train_accuracy, seen) = self.train_epoch(train, epoch)?;
+            let train_seconds = start.elapsed().as_secs_f64();
+            let eval = val.map(|v| evaluate(self.model, v)).transpose()?;
+            let metrics = EpochMetrics {
+                epoch: epoch + 1,
+                lr: self.schedule.lr(self.state.step.saturating_sub(1)),
+                train_loss,
+                train_accuracy,
+                val_loss: eval.as_ref().map(|e| e.loss),
+                val_accuracy: eval.as_ref().map(|e| e.accuracy),
+                seconds: start.elapsed().as_secs_f64(),
+                samples_per_second: seen as f64 / train_seconds.max(1e-9),
+            };
+            // Without validation data the training loss is watched instead.
+            let watched = match (monitor, &eval) {
+                (Monitor::ValLoss, Some(e)) => e.loss,
+                (Monitor::ValAccuracy, Some(e)) => e.accuracy,
+                (Monitor::ValLoss, None) => train_loss,
+                (Monitor::ValAccuracy, None) => train_accuracy,
+            };
+            let improved = self
+                .state
+                .best
+                .is_none_or(|(best, _)| monitor.improves(watched, best));
+            if improved {
+                self.state.best = Some((watched, epoch + 1));
+                self.state.stale = 0;
+            } else {
+                self.state.stale += 1;
+            }
+            self.state.stopped_early = self
+                .config
+                .early_stopping
+                .is_some_and(|e| self.state.stale >= e.patience);
+            self.state.epoch += 1;
+            self.state.dropout_step = self.model.params().dropout_step();
+            self.state.history.push(metrics.clone());
+            self.write_metrics(dir)?;
+            if improved {
+                save_checkpoint(
+                    dir,
+                    "best",
+                    self.model,
+                    self.optimizer.as_ref(),
+                    &self.state,
+                )?;
+            }
+            save_checkpoint(
+                dir,
+                "last",
+                self.model,
+                self.optimizer.as_ref(),
+                &self.state,
+            )?;
+            if on_epoch(&metrics).is_break() {
+                break;
+            }
+        }
+        Ok(&self.state)
+    }
+
+    fn write_metrics(&self, dir: &Path) -> Result<()> {
+        let mut text = String::new();
+        for m in &self.state.history {
+            text.push_str(&serde_json::to_string(m).map_err(|e| Error::Checkpoint(e.to_string()))?);
+            text.push('\n');
+        }
+        write_atomic(&dir.join("metrics.jsonl"), text.as_bytes())
+            .map_err(|e| Error::Data(e.to_string()))
+    }
+}
