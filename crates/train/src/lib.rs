@@ -17,6 +17,7 @@ mod adam;
 mod checkpoint;
 mod config;
 mod error;
+mod experiment;
 mod metrics;
 mod optimizer;
 mod schedule;
@@ -29,6 +30,7 @@ pub use config::{
     DataConfig, EarlyStopping, ExperimentConfig, Monitor, OutputConfig, TrainConfig, Validation,
 };
 pub use error::{Error, Result};
+pub use experiment::{CvSummary, FoldResult, Prepared, RunResult, cross_validate, prepare, run};
 pub use metrics::{ClassScores, ClassificationReport, ConfusionMatrix};
 pub use optimizer::{Optimizer, OptimizerConfig};
 pub use schedule::{Anneal, LrSchedule, ScheduleConfig};
