@@ -1,9 +1,108 @@
-//! `cargo xtask`: repository automation (download, synth, cv). The commands
-//! arrive with issues 3 and 5; until then it lists what is planned.
+//! `cargo xtask`: repository automation. It orchestrates the release-built
+//! `hark` binary and holds no user-facing logic of its own.
+//!
+//! - `cargo xtask cv [--config FILE] [hark cv flags]`: cross-validate; with
+//!   no config, generate the demo corpus if missing and cross-validate
+//!   `configs/demo.toml`.
+//! - `cargo xtask synth [hark synth flags]`: write the demo corpus.
+//! - `cargo xtask download urbansound8k|esc50`: not implemented yet.
 
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
 
 fn main() -> ExitCode {
-    eprintln!("cargo xtask: no tasks yet (planned: download, synth, cv)");
-    ExitCode::from(2)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("cv") => cv(&args[1..]),
+        Some("synth") => hark(&with_default(&args[1..], "synth", &[])),
+        Some("download") => Err(
+            "download is not implemented yet (issue 5): fetch the archive yourself into datasets/"
+                .into(),
+        ),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask cv [--config FILE] [hark cv flags] | synth [flags] | download DATASET"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cargo xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// `[command] + args`, with `extra` appended.
+fn with_default(args: &[String], command: &str, extra: &[&str]) -> Vec<String> {
+    let mut v = vec![command.to_string()];
+    v.extend(args.iter().cloned());
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Builds `hark` in release mode (training must run optimised) and runs it.
+fn hark(args: &[String]) -> Result<(), String> {
+    let root = root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "-p", "hark-cli", "--bin", "hark"])
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("running {cargo}: {e}"))?;
+    if !status.success() {
+        return Err("building hark failed".into());
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let bin = target.join("release").join("hark");
+    let status = Command::new(&bin)
+        .args(args)
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("running {}: {e}", bin.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("hark {} failed ({status})", args.join(" ")))
+    }
+}
+
+fn cv(args: &[String]) -> Result<(), String> {
+    let start = Instant::now();
+    let mut args = args.to_vec();
+    if !args
+        .iter()
+        .any(|a| a == "--config" || a == "-c" || a.starts_with("--config="))
+    {
+        let corpus = root().join("datasets/urban-synth");
+        if !corpus.join("metadata/UrbanSound8K.csv").exists() {
+            eprintln!(
+                "cargo xtask: generating the demo corpus in {}",
+                corpus.display()
+            );
+            hark(&[
+                "synth".to_string(),
+                "--out".to_string(),
+                corpus.display().to_string(),
+            ])?;
+        }
+        args.extend(["--config".to_string(), "configs/demo.toml".to_string()]);
+    }
+    hark(&with_default(&args, "cv", &[]))?;
+    eprintln!(
+        "cargo xtask: cross-validation took {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

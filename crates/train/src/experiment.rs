@@ -215,7 +215,11 @@ impl Prepared {
 
     /// Clips and labels of the readable examples in `split`, with their
     /// dataset indices.
-    fn subset(&self, splits: &[Split], split: Split) -> (Vec<Features>, Vec<usize>, Vec<usize>) {
+    pub fn subset(
+        &self,
+        splits: &[Split],
+        split: Split,
+    ) -> (Vec<Features>, Vec<usize>, Vec<usize>) {
         let mut out = (Vec::new(), Vec::new(), Vec::new());
         for (i, (f, s)) in self.features.iter().zip(splits).enumerate() {
             if let (Some(f), true) = (f, *s == split) {
@@ -225,6 +229,44 @@ impl Prepared {
             }
         }
         out
+    }
+}
+
+/// What a run directory's `model.json` records to rebuild its model for
+/// evaluation and prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The architecture.
+    pub spec: hark_models::ModelSpec,
+    /// Class names, in label order.
+    pub classes: Vec<String>,
+    /// The input shape it was built for.
+    pub input: InputShape,
+}
+
+impl ModelInfo {
+    /// Reads `<dir>/model.json`.
+    ///
+    /// # Errors
+    /// [`Error::Data`] naming the file when it is missing or malformed.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("model.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| Error::Data(format!("{}: {e}", path.display())))
+    }
+
+    /// The model, initialised from `seed` (load a checkpoint into it).
+    ///
+    /// # Errors
+    /// As [`Model::new`].
+    pub fn build(&self, seed: u64) -> Result<Model> {
+        Ok(Model::new(
+            &self.spec,
+            self.classes.len(),
+            self.input,
+            seed,
+        )?)
     }
 }
 
@@ -247,8 +289,13 @@ pub struct RunResult {
     pub confusion: Vec<Vec<u64>>,
 }
 
-fn loader(
-    prepared: &Prepared,
+/// A loader over `part` (clips, labels): shuffled and augmented for
+/// training; in order, plain and as log-mels otherwise.
+///
+/// # Errors
+/// [`Error::Data`] for clips the loader rejects.
+pub fn loader(
+    extractor: &FeatureExtractor,
     config: &ExperimentConfig,
     part: (Vec<Features>, Vec<usize>),
     training: bool,
@@ -262,7 +309,7 @@ fn loader(
     let clips = if !training && part.0.first().is_some_and(|f| f.n_mels == 1) {
         part.0
             .iter()
-            .map(|w| prepared.extractor.logmel(w))
+            .map(|w| extractor.logmel(w))
             .collect::<std::result::Result<_, _>>()
             .map_err(data_err)?
     } else {
@@ -279,7 +326,7 @@ fn loader(
     Loader::new(
         clips,
         part.1,
-        prepared.extractor.clone(),
+        extractor.clone(),
         augment,
         config.train.normalization,
         loader_config,
@@ -312,21 +359,38 @@ pub fn run(
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::Data(format!("{}: {e}", dir.display())))?;
     write_atomic(&dir.join("config.toml"), config.to_toml()?.as_bytes()).map_err(data_err)?;
-    let train = loader(prepared, config, (train_part.0, train_part.1), true)?;
+    let train = loader(
+        &prepared.extractor,
+        config,
+        (train_part.0, train_part.1),
+        true,
+    )?;
     let val = if val_part.0.is_empty() {
         None
     } else {
-        Some(loader(prepared, config, (val_part.0, val_part.1), false)?)
+        Some(loader(
+            &prepared.extractor,
+            config,
+            (val_part.0, val_part.1),
+            false,
+        )?)
     };
     let test_indices = test_part.2.clone();
-    let test = loader(prepared, config, (test_part.0, test_part.1), false)?;
-
-    let model = Model::new(
-        &config.model,
-        prepared.dataset.classes.len(),
-        prepared.input_shape()?,
-        config.train.seed,
+    let test = loader(
+        &prepared.extractor,
+        config,
+        (test_part.0, test_part.1),
+        false,
     )?;
+
+    let info = ModelInfo {
+        spec: config.model.clone(),
+        classes: prepared.dataset.classes.clone(),
+        input: prepared.input_shape()?,
+    };
+    let json = serde_json::to_string_pretty(&info).map_err(data_err)?;
+    write_atomic(&dir.join("model.json"), json.as_bytes()).map_err(data_err)?;
+    let model = info.build(config.train.seed)?;
     let mut trainer = Trainer::new(&model, &config.train, train.batches_per_epoch())?;
     trainer.resume(dir)?;
     let state = trainer.fit(&train, val.as_ref(), dir, on_epoch)?.clone();
@@ -336,8 +400,12 @@ pub fn run(
     Ok(result)
 }
 
-/// Writes `report.txt`, `report.json` and `predictions.csv` for `eval`.
-fn write_report(
+/// Writes `report.txt`, `report.json` and `predictions.csv` for `eval`
+/// (whose indices point into `indices`, the dataset examples tested).
+///
+/// # Errors
+/// [`Error::Data`] when a file cannot be written.
+pub fn write_report(
     prepared: &Prepared,
     eval: &Evaluation,
     indices: &[usize],

@@ -30,7 +30,10 @@ pub use config::{
     DataConfig, EarlyStopping, ExperimentConfig, Monitor, OutputConfig, TrainConfig, Validation,
 };
 pub use error::{Error, Result};
-pub use experiment::{CvSummary, FoldResult, Prepared, RunResult, cross_validate, prepare, run};
+pub use experiment::{
+    CvSummary, FoldResult, ModelInfo, Prepared, RunResult, cross_validate, loader, prepare, run,
+    write_report,
+};
 pub use metrics::{ClassScores, ClassificationReport, ConfusionMatrix};
 pub use optimizer::{Optimizer, OptimizerConfig};
 pub use schedule::{Anneal, LrSchedule, ScheduleConfig};

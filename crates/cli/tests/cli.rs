@@ -1,0 +1,202 @@
+//! The `hark` binary end to end in a temp dir: generate a corpus, train a
+//! tiny model for 2 epochs, evaluate, predict, resume, cross-validate two
+//! folds, and the usage errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn hark(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hark"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = hark(dir, args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "hark {args:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout.into_owned()
+}
+
+const CONFIG: &str = r#"
+[data]
+path = "corpus"
+
+[features]
+duration = 1.0
+mel = { sample_rate = 16000, n_fft = 512, hop_length = 256, n_mels = 32 }
+
+[model]
+kind = "audio_cnn"
+
+[train]
+epochs = 2
+batch_size = 8
+optimizer = { kind = "adam", lr = 3e-3 }
+"#;
+
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    ok(
+        &dir,
+        &[
+            "synth",
+            "--out",
+            "corpus",
+            "--clips",
+            "40",
+            "--folds",
+            "2",
+            "--max-seconds",
+            "1.5",
+            "--seed",
+            "1",
+        ],
+    );
+    std::fs::write(dir.join("tiny.toml"), CONFIG).unwrap();
+    (tmp, dir)
+}
+
+#[test]
+fn train_eval_predict_resume_and_cv_work_from_the_command_line() {
+    let (_tmp, dir) = setup();
+    let out = ok(
+        &dir,
+        &["-q", "train", "--config", "tiny.toml", "--out", "runs/t"],
+    );
+    assert!(
+        out.contains("precision") && out.contains("test accuracy"),
+        "{out}"
+    );
+    for f in [
+        "config.toml",
+        "model.json",
+        "metrics.jsonl",
+        "best.safetensors",
+        "report.json",
+        "predictions.csv",
+    ] {
+        assert!(dir.join("runs/t").join(f).exists(), "{f}");
+    }
+
+    let out = ok(&dir, &["-q", "eval", "--checkpoint", "runs/t"]);
+    assert!(
+        out.contains("weighted avg") && out.contains("test examples"),
+        "{out}"
+    );
+
+    let wav = std::fs::read_dir(dir.join("corpus/audio/fold1"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = ok(
+        &dir,
+        &[
+            "-q",
+            "predict",
+            "--checkpoint",
+            "runs/t",
+            "--json",
+            "--top-k",
+            "2",
+            wav.to_str().unwrap(),
+        ],
+    );
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "file");
+    assert_eq!(last["top"].as_array().unwrap().len(), 2);
+    let p = last["top"][0]["probability"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p));
+
+    // Continue the run for a third epoch.
+    ok(
+        &dir,
+        &[
+            "-q",
+            "train",
+            "--config",
+            "tiny.toml",
+            "--resume",
+            "runs/t",
+            "--set",
+            "train.epochs=3",
+        ],
+    );
+    let metrics = std::fs::read_to_string(dir.join("runs/t/metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+
+    let out = ok(
+        &dir,
+        &[
+            "-q",
+            "cv",
+            "--config",
+            "tiny.toml",
+            "--out",
+            "runs/cv",
+            "--folds",
+            "1,2",
+        ],
+    );
+    assert!(out.contains("| mean +- std |"), "{out}");
+    assert!(dir.join("runs/cv/fold-02/report.txt").exists());
+    assert!(dir.join("runs/cv/cv_summary.json").exists());
+
+    let out = ok(
+        &dir,
+        &[
+            "inspect",
+            "model",
+            "--config",
+            "tiny.toml",
+            "--classes",
+            "10",
+        ],
+    );
+    assert!(out.contains("Trainable parameters: 25"), "{out}");
+    let out = ok(&dir, &["inspect", "wav", wav.to_str().unwrap()]);
+    assert!(out.contains("16000 Hz") || out.contains("Hz"), "{out}");
+    assert!(ok(&dir, &["completions", "bash"]).contains("hark"));
+}
+
+#[test]
+fn bad_usage_and_bad_configs_exit_2_naming_the_key() {
+    let (_tmp, dir) = setup();
+    std::fs::write(dir.join("bad.toml"), "[train]\nepocs = 3\n").unwrap();
+    let out = hark(&dir, &["train", "--config", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("epocs"), "{err}");
+    assert_eq!(hark(&dir, &["train"]).status.code(), Some(2));
+    assert_eq!(hark(&dir, &["frobnicate"]).status.code(), Some(2));
+    // A missing dataset is a failed run, not a usage error.
+    let out = hark(
+        &dir,
+        &[
+            "train",
+            "--config",
+            "tiny.toml",
+            "--set",
+            "data.path=nowhere",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"));
+}
