@@ -117,22 +117,24 @@ impl Prepared {
     /// # Errors
     /// [`Error::Data`] when no example could be read.
     pub fn input_shape(&self) -> Result<InputShape> {
-        let mut shape: Option<InputShape> = None;
-        for f in self.features.iter().flatten() {
-            let (channels, height, frames) = if f.n_mels == 1 {
-                let mel = self.extractor.logmel(f).map_err(data_err)?;
-                (mel.channels, mel.n_mels, mel.frames)
-            } else {
-                (f.channels, f.n_mels, f.frames)
-            };
-            let s = shape.get_or_insert(InputShape {
-                channels,
-                height,
-                frames,
-            });
-            s.frames = s.frames.max(frames);
-        }
-        shape.ok_or_else(|| Error::Data("no example could be read".into()))
+        // The longest clip has the most frames; a waveform's log-mel shape
+        // is found by transforming that one clip.
+        let longest = self
+            .features
+            .iter()
+            .flatten()
+            .max_by_key(|f| f.frames)
+            .ok_or_else(|| Error::Data("no example could be read".into()))?;
+        let [channels, height, frames] = if longest.n_mels == 1 {
+            self.extractor.logmel(longest).map_err(data_err)?.shape()
+        } else {
+            longest.shape()
+        };
+        Ok(InputShape {
+            channels,
+            height,
+            frames,
+        })
     }
 
     /// The folds that hold examples, in order (a corpus may use fewer than
