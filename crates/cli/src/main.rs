@@ -67,7 +67,8 @@ enum Command {
         /// Run directory (default: the config's output.dir).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Continue the run in RUN_DIR from its last checkpoint.
+        /// Continue the run in RUN_DIR from its last checkpoint, with the
+        /// run's own config.toml (only `--set train.epochs=N` applies).
         #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out"])]
         resume: Option<PathBuf>,
     },
