@@ -3,19 +3,20 @@
 //!
 //! Exit codes: 0 success, 1 the run failed, 2 bad usage or config.
 
+mod console;
 mod predict;
 
 use std::io::{IsTerminal, Write};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser, Subcommand};
-use hark_data::{Progress, Split};
+use console::{Console, ExtractProgress};
+use hark_data::Split;
 use hark_train::{
-    ClassificationReport, ConfusionMatrix, EpochMetrics, ExperimentConfig, ModelInfo, Prepared,
-    checkpoint_paths, cross_validate, evaluate, loader, prepare, run,
+    ClassificationReport, ConfusionMatrix, ExperimentConfig, ModelInfo, Prepared, checkpoint_paths,
+    cross_validate, evaluate, loader, prepare, run,
 };
 
 // glibc returns large freed buffers to the OS after every training step and
@@ -59,17 +60,22 @@ struct ConfigArgs {
 enum Command {
     /// Train one model (a fold of a fold dataset, or the dataset's split).
     Train {
-        #[command(flatten)]
-        config: ConfigArgs,
-        /// Test fold, for datasets with folds (default: the first).
+        /// The experiment config (TOML).
+        #[arg(long, short, required_unless_present = "resume")]
+        config: Option<PathBuf>,
+        /// Override a config key: `--set train.epochs=5` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Test fold, for datasets with folds (default: the first; when
+        /// resuming, the run's own).
         #[arg(long)]
         fold: Option<u32>,
         /// Run directory (default: the config's output.dir).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Continue the run in RUN_DIR from its last checkpoint, with the
-        /// run's own config.toml (only `--set train.epochs=N` applies).
-        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out"])]
+        /// Continue the run in RUN_DIR from its last checkpoint with the
+        /// run's own config.toml; `--set train.epochs=N` may extend it.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "config"])]
         resume: Option<PathBuf>,
     },
     /// Cross-validate over a dataset's folds.
@@ -154,17 +160,6 @@ enum Inspect {
     },
 }
 
-/// Progress of feature extraction as log lines (about every 10 %).
-struct LogProgress;
-
-impl Progress for LogProgress {
-    fn update(&self, done: usize, total: usize) {
-        if done == total || done.is_multiple_of((total / 10).max(1)) {
-            tracing::info!("features: {done}/{total}");
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -191,7 +186,8 @@ fn main() -> ExitCode {
             .num_threads(cli.threads)
             .build_global();
     }
-    match run_command(cli.command) {
+    let bars = std::io::stderr().is_terminal() && !cli.quiet;
+    match run_command(cli.command, bars) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if e.chain().any(|c| {
@@ -216,8 +212,8 @@ fn load_config(args: &ConfigArgs) -> Result<ExperimentConfig> {
     Ok(ExperimentConfig::load(&args.config, &args.set)?)
 }
 
-fn prepared(config: &ExperimentConfig) -> Result<Prepared> {
-    let p = prepare(config, &LogProgress)
+fn prepared(config: &ExperimentConfig, bars: bool) -> Result<Prepared> {
+    let p = prepare(config, &ExtractProgress::new(bars))
         .with_context(|| format!("preparing {}", config.data.path.display()))?;
     for s in &p.skipped {
         tracing::warn!("skipped {}: {}", s.path.display(), s.reason);
@@ -232,52 +228,36 @@ fn prepared(config: &ExperimentConfig) -> Result<Prepared> {
     Ok(p)
 }
 
-fn log_epoch(prefix: &str, m: &EpochMetrics) -> ControlFlow<()> {
-    let val = match (m.val_loss, m.val_accuracy) {
-        (Some(l), Some(a)) => format!(", val loss {l:.4} acc {a:.3}"),
-        _ => String::new(),
-    };
-    tracing::info!(
-        "{prefix}epoch {}: train loss {:.4} acc {:.3}{val}, lr {:.2e}, {:.0} samples/s",
-        m.epoch,
-        m.train_loss,
-        m.train_accuracy,
-        m.lr,
-        m.samples_per_second
-    );
-    ControlFlow::Continue(())
-}
-
 fn out_dir(config: &ExperimentConfig, out: Option<PathBuf>) -> PathBuf {
     out.or_else(|| config.output.dir.clone())
         .unwrap_or_else(|| PathBuf::from("runs/run"))
 }
 
-fn run_command(command: Command) -> Result<()> {
+fn run_command(command: Command, bars: bool) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     match command {
         Command::Train {
             config,
+            set,
             fold,
             out,
             resume,
         } => {
-            let (config, dir) = match resume {
-                Some(dir) => {
-                    let mut set = config.set.clone();
-                    set.retain(|s| s.starts_with("train.epochs="));
-                    (ExperimentConfig::load(&dir.join("config.toml"), &set)?, dir)
-                }
-                None => {
-                    let c = load_config(&config)?;
+            let (mut config, dir) = match (resume, config) {
+                (Some(dir), _) => (resumed_config(&dir, &set)?, dir),
+                (None, Some(path)) => {
+                    let c = load_config(&ConfigArgs { config: path, set })?;
                     let dir = out_dir(&c, out);
                     (c, dir)
                 }
+                (None, None) => unreachable!("clap requires --config without --resume"),
             };
-            let p = prepared(&config)?;
-            let fold = fold.or_else(|| p.dataset.folds.and(p.folds().first().copied()));
-            let splits = p.splits(&config, fold)?;
-            let result = run(&p, &config, &splits, &dir, &mut |m| log_epoch("", m))?;
+            if fold.is_some() {
+                config.data.fold = fold;
+            }
+            let p = prepared(&config, bars)?;
+            let splits = p.splits(&config, test_fold(&config, &p))?;
+            let result = run(&p, &config, &splits, &dir, &mut Console::new(bars))?;
             writeln!(
                 stdout,
                 "{}",
@@ -294,20 +274,13 @@ fn run_command(command: Command) -> Result<()> {
         Command::Cv { config, folds, out } => {
             let config = load_config(&config)?;
             let root = out_dir(&config, out);
-            let p = prepared(&config)?;
+            let p = prepared(&config, bars)?;
             let summary = cross_validate(
                 &p,
                 &config,
                 folds.as_deref(),
                 &root,
-                &mut |k, r| {
-                    tracing::info!(
-                        "fold {k}: test accuracy {:.4}, macro F1 {:.4}",
-                        r.accuracy,
-                        r.macro_f1
-                    )
-                },
-                &mut |k, m| log_epoch(&format!("fold {k} "), m),
+                &mut Console::new(bars),
             )?;
             write!(stdout, "{}", summary.to_markdown())?;
             writeln!(stdout, "summary: {}", root.join("cv_summary.md").display())?;
@@ -316,11 +289,11 @@ fn run_command(command: Command) -> Result<()> {
             checkpoint,
             fold,
             split,
-        } => eval(&checkpoint, fold, &split, &mut stdout)?,
+        } => eval(&checkpoint, fold, &split, bars, &mut stdout)?,
         Command::Predict(args) => predict::predict(&args, &mut stdout)?,
         Command::Features { config } => {
             let config = load_config(&config)?;
-            let p = prepared(&config)?;
+            let p = prepared(&config, bars)?;
             let n = p.features.iter().flatten().count();
             writeln!(
                 stdout,
@@ -328,7 +301,7 @@ fn run_command(command: Command) -> Result<()> {
                 p.dataset.examples.len()
             )?;
         }
-        Command::Inspect { what } => inspect(what, &mut stdout)?,
+        Command::Inspect { what } => inspect(what, bars, &mut stdout)?,
         Command::Synth {
             out,
             clips,
@@ -359,21 +332,41 @@ fn run_command(command: Command) -> Result<()> {
     Ok(())
 }
 
-/// The run's test fold: the `fold-kk` name of its directory, if any.
-fn fold_of(dir: &Path) -> Option<u32> {
-    dir.file_name()?
-        .to_str()?
-        .strip_prefix("fold-")?
-        .parse()
-        .ok()
+/// The test fold of a single run: the config's, or else the dataset's first
+/// (none for a dataset without folds).
+fn test_fold(config: &ExperimentConfig, p: &Prepared) -> Option<u32> {
+    config
+        .data
+        .fold
+        .or_else(|| p.dataset.folds.and(p.folds().first().copied()))
 }
 
-fn eval(dir: &Path, fold: Option<u32>, split: &str, out: &mut impl Write) -> Result<()> {
-    let config = ExperimentConfig::load(&dir.join("config.toml"), &[])?;
+/// The config of the run in `dir` for resuming it: only the epoch count may
+/// change, so that the rest of the run trains as it began.
+fn resumed_config(dir: &Path, set: &[String]) -> Result<ExperimentConfig> {
+    if let Some(bad) = set.iter().find(|s| !s.starts_with("train.epochs=")) {
+        return Err(hark_train::Error::Config {
+            field: "--set",
+            rule: "may only change train.epochs when resuming",
+            got: bad.clone(),
+        }
+        .into());
+    }
+    Ok(ExperimentConfig::load(&dir.join("config.toml"), set)?)
+}
+
+fn eval(
+    dir: &Path,
+    fold: Option<u32>,
+    split: &str,
+    bars: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    let mut config = ExperimentConfig::load(&dir.join("config.toml"), &[])?;
     let info = ModelInfo::read(dir)?;
     let model = info.build(config.train.seed)?;
     model.load(&checkpoint_paths(dir, "best").0)?;
-    let p = prepared(&config)?;
+    let p = prepared(&config, bars)?;
     if p.dataset.classes != info.classes {
         bail!(
             "the dataset's classes {:?} are not the run's {:?}",
@@ -381,10 +374,10 @@ fn eval(dir: &Path, fold: Option<u32>, split: &str, out: &mut impl Write) -> Res
             info.classes
         );
     }
-    let fold = fold
-        .or_else(|| fold_of(dir))
-        .or_else(|| p.dataset.folds.and(p.folds().first().copied()));
-    let splits = p.splits(&config, fold)?;
+    if fold.is_some() {
+        config.data.fold = fold;
+    }
+    let splits = p.splits(&config, test_fold(&config, &p))?;
     let which = match split {
         "train" => Split::Train,
         "val" => Split::Val,
@@ -416,7 +409,7 @@ fn eval(dir: &Path, fold: Option<u32>, split: &str, out: &mut impl Write) -> Res
     Ok(())
 }
 
-fn inspect(what: Inspect, out: &mut impl Write) -> Result<()> {
+fn inspect(what: Inspect, bars: bool, out: &mut impl Write) -> Result<()> {
     match what {
         Inspect::Wav { files } => {
             let mut bad = 0;
@@ -472,7 +465,7 @@ fn inspect(what: Inspect, out: &mut impl Write) -> Result<()> {
             let (n, input) = match classes {
                 Some(n) => (n, input_shape_of(&config)),
                 None => {
-                    let p = prepared(&config)?;
+                    let p = prepared(&config, bars)?;
                     (p.dataset.classes.len(), p.input_shape()?)
                 }
             };

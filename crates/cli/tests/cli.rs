@@ -72,7 +72,16 @@ fn train_eval_predict_resume_and_cv_work_from_the_command_line() {
     let (_tmp, dir) = setup();
     let out = ok(
         &dir,
-        &["-q", "train", "--config", "tiny.toml", "--out", "runs/t"],
+        &[
+            "-q",
+            "train",
+            "--config",
+            "tiny.toml",
+            "--out",
+            "runs/t",
+            "--fold",
+            "2",
+        ],
     );
     assert!(
         out.contains("precision") && out.contains("test accuracy"),
@@ -85,9 +94,15 @@ fn train_eval_predict_resume_and_cv_work_from_the_command_line() {
         "best.safetensors",
         "report.json",
         "predictions.csv",
+        "confusion.png",
+        "curves.png",
+        "train.log",
     ] {
         assert!(dir.join("runs/t").join(f).exists(), "{f}");
     }
+    // The run records its test fold, so eval and resume use it.
+    let resolved = std::fs::read_to_string(dir.join("runs/t/config.toml")).unwrap();
+    assert!(resolved.contains("fold = 2"), "{resolved}");
 
     let out = ok(&dir, &["-q", "eval", "--checkpoint", "runs/t"]);
     assert!(
@@ -120,14 +135,18 @@ fn train_eval_predict_resume_and_cv_work_from_the_command_line() {
     let p = last["top"][0]["probability"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&p));
 
-    // Continue the run for a third epoch.
+    // Continue the run for a third epoch; only the epoch count may change.
+    let out = hark(
+        &dir,
+        &["train", "--resume", "runs/t", "--set", "train.batch_size=4"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("train.batch_size"));
     ok(
         &dir,
         &[
             "-q",
             "train",
-            "--config",
-            "tiny.toml",
             "--resume",
             "runs/t",
             "--set",
@@ -136,6 +155,9 @@ fn train_eval_predict_resume_and_cv_work_from_the_command_line() {
     );
     let metrics = std::fs::read_to_string(dir.join("runs/t/metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    let log = std::fs::read_to_string(dir.join("runs/t/train.log")).unwrap();
+    assert!(log.contains("resuming after epoch 2 of 3"), "{log}");
+    assert!(log.contains("epoch 3: train loss"), "{log}");
 
     let out = ok(
         &dir,
@@ -153,6 +175,9 @@ fn train_eval_predict_resume_and_cv_work_from_the_command_line() {
     assert!(out.contains("| mean +- std |"), "{out}");
     assert!(dir.join("runs/cv/fold-02/report.txt").exists());
     assert!(dir.join("runs/cv/cv_summary.json").exists());
+    assert!(dir.join("runs/cv/confusion.png").exists());
+    let fold2 = std::fs::read_to_string(dir.join("runs/cv/fold-02/config.toml")).unwrap();
+    assert!(fold2.contains("fold = 2"), "{fold2}");
 
     let out = ok(
         &dir,

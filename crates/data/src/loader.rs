@@ -164,6 +164,12 @@ impl Loader {
         }
     }
 
+    /// Examples per epoch (a dropped last batch not counted).
+    pub fn examples_per_epoch(&self) -> usize {
+        let (n, b) = (self.clips.len(), self.config.batch_size);
+        if self.config.drop_last { n / b * b } else { n }
+    }
+
     /// The example order of `epoch`.
     fn order(&self, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.clips.len()).collect();

@@ -78,6 +78,22 @@ pub enum ModelSpec {
     SnapRnn(SnapRnnConfig),
 }
 
+impl ModelSpec {
+    /// The `kind` name a config gives the architecture, e.g. `audio_cnn`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AudioCnn(_) => "audio_cnn",
+            Self::Crnn(_) => "crnn",
+            Self::SmallCnn(_) => "small_cnn",
+            Self::VggUltraMini(_) => "vgg_ultra_mini",
+            Self::VggMini(_) => "vgg_mini",
+            Self::VggPool(_) => "vgg_pool",
+            Self::VggM(_) => "vgg_m",
+            Self::SnapRnn(_) => "snap_rnn",
+        }
+    }
+}
+
 impl Default for ModelSpec {
     fn default() -> Self {
         Self::AudioCnn(AudioCnnConfig::default())

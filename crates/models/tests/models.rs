@@ -284,7 +284,9 @@ fn specs_read_from_toml_style_json_with_defaults_and_reject_unknown_fields() {
     let err = serde_json::from_str::<ModelSpec>(r#"{"kind": "resnet"}"#).unwrap_err();
     assert!(err.to_string().contains("resnet"), "{err}");
     for (spec, _) in no_dropout_specs() {
-        let back: ModelSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["kind"], spec.kind(), "kind() is the config's name");
+        let back: ModelSpec = serde_json::from_value(json).unwrap();
         assert_eq!(back, spec);
     }
 }

@@ -40,6 +40,10 @@ pub struct DataConfig {
     pub path: PathBuf,
     /// Split ratios for datasets without folds or phases. Default: 0.8/0.1/0.1.
     pub split: SplitRatios,
+    /// The test fold of a single run (`hark train`, `hark eval`) on a
+    /// dataset with folds; cross-validation sets it per fold. Default: the
+    /// first fold.
+    pub fold: Option<u32>,
     /// Validation for a fold dataset: `next_fold` (fold k+1 when testing
     /// fold k) or `slice` (a group-aware share of the training folds,
     /// `split.val`). Default: `next_fold`.
@@ -60,6 +64,7 @@ impl Default for DataConfig {
             kind: "urbansound8k".into(),
             path: PathBuf::from("datasets/urban-synth"),
             split: SplitRatios::default(),
+            fold: None,
             validation: Validation::NextFold,
             classes: None,
             strict: false,

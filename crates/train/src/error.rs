@@ -50,6 +50,14 @@ pub enum Error {
     /// Optimizer state that does not fit the model's parameters.
     #[error("optimizer state: {0}")]
     OptimizerState(String),
+    /// A plot that could not be drawn or written.
+    #[error("{}: {msg}", path.display())]
+    Plot {
+        /// The picture being written.
+        path: std::path::PathBuf,
+        /// What failed.
+        msg: String,
+    },
     /// Labels and predictions of different lengths, or a label out of range.
     #[error("metrics: {0}")]
     Metrics(String),

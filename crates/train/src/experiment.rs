@@ -3,7 +3,6 @@
 //! run directory; cross-validation runs that per fold and summarises.
 
 use std::fmt::Write as _;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use hark_data::{
@@ -15,9 +14,10 @@ use hark_models::{InputShape, Model};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::checkpoint_paths;
+use crate::observer::RunLog;
 use crate::{
-    ClassificationReport, ConfusionMatrix, EpochMetrics, Error, Evaluation, ExperimentConfig,
-    Result, Trainer, Validation, evaluate,
+    ClassificationReport, ConfusionMatrix, Error, Evaluation, ExperimentConfig, Observer, Result,
+    Trainer, Validation, confusion_png, curves_png, evaluate,
 };
 
 /// A dataset with its features extracted: what every split of an
@@ -338,7 +338,7 @@ pub fn loader(
 
 /// Trains on the `Train` examples of `splits`, validates on `Val`, tests the
 /// best weights on `Test` and writes the run directory `dir` (resuming a run
-/// found there).
+/// found there), `train.log` included; `observer` sees the run go.
 ///
 /// # Errors
 /// An empty training or test set, or anything training fails on.
@@ -347,7 +347,7 @@ pub fn run(
     config: &ExperimentConfig,
     splits: &[Split],
     dir: &Path,
-    on_epoch: &mut dyn FnMut(&EpochMetrics) -> ControlFlow<()>,
+    observer: &mut dyn Observer,
 ) -> Result<RunResult> {
     let (train_part, val_part, test_part) = (
         prepared.subset(splits, Split::Train),
@@ -393,16 +393,41 @@ pub fn run(
     let json = serde_json::to_string_pretty(&info).map_err(data_err)?;
     write_atomic(&dir.join("model.json"), json.as_bytes()).map_err(data_err)?;
     let model = info.build(config.train.seed)?;
+    let mut log = RunLog::open(dir, observer)?;
+    log.note(&format!(
+        "{}: {} with {} parameters on {}x{}x{} inputs; {} training, {} validation, {} test examples",
+        dir.display(),
+        config.model.kind(),
+        model.num_trainable(),
+        info.input.channels,
+        info.input.height,
+        info.input.frames,
+        train.examples_per_epoch(),
+        val.as_ref().map_or(0, Loader::examples_per_epoch),
+        test_indices.len()
+    ));
     let mut trainer = Trainer::new(&model, &config.train, train.batches_per_epoch())?;
-    trainer.resume(dir)?;
-    let state = trainer.fit(&train, val.as_ref(), dir, on_epoch)?.clone();
+    if trainer.resume(dir)? {
+        log.note(&format!(
+            "resuming after epoch {} of {}",
+            trainer.state().epoch,
+            config.train.epochs
+        ));
+    }
+    let state = trainer.fit(&train, val.as_ref(), dir, &mut log)?.clone();
     model.load(&checkpoint_paths(dir, "best").0)?;
     let eval = evaluate(&model, &test)?;
     let result = write_report(prepared, &eval, &test_indices, dir, &state)?;
+    curves_png(&dir.join("curves.png"), &state.history)?;
+    log.note(&format!(
+        "test: accuracy {:.4}, macro F1 {:.4} with the weights of epoch {}",
+        result.accuracy, result.macro_f1, result.best_epoch
+    ));
     Ok(result)
 }
 
-/// Writes `report.txt`, `report.json` and `predictions.csv` for `eval`
+/// Writes `report.txt`, `report.json`, `predictions.csv` and
+/// `confusion.png` for `eval`
 /// (whose indices point into `indices`, the dataset examples tested).
 ///
 /// # Errors
@@ -466,6 +491,11 @@ pub fn write_report(
         csv.push('\n');
     }
     write_atomic(&dir.join("predictions.csv"), csv.as_bytes()).map_err(data_err)?;
+    let title = format!(
+        "test: accuracy {:.3}, macro F1 {:.3}",
+        result.accuracy, result.macro_f1
+    );
+    confusion_png(&dir.join("confusion.png"), &result.confusion, names, &title)?;
     Ok(result)
 }
 
@@ -512,8 +542,8 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 
 /// Cross-validates over `folds` (every fold holding examples by default): fold k
 /// tests on fold k in `root/fold-kk/`, skipping folds whose `report.json`
-/// exists (a re-run resumes), then writes `cv_summary.json` and
-/// `cv_summary.md` over every finished fold.
+/// exists (a re-run resumes), then writes `cv_summary.json`,
+/// `cv_summary.md` and the summed `confusion.png` over every finished fold.
 ///
 /// # Errors
 /// [`Error::Config`] for a dataset without folds or a fold out of range;
@@ -523,8 +553,7 @@ pub fn cross_validate(
     config: &ExperimentConfig,
     folds: Option<&[u32]>,
     root: &Path,
-    on_fold: &mut dyn FnMut(u32, &RunResult),
-    on_epoch: &mut dyn FnMut(u32, &EpochMetrics) -> ControlFlow<()>,
+    observer: &mut dyn Observer,
 ) -> Result<CvSummary> {
     if prepared.dataset.folds.is_none() {
         return Err(Error::Config {
@@ -542,15 +571,15 @@ pub fn cross_validate(
             Ok(text) => {
                 read_result(&text).map_err(|e| Error::Data(format!("{}: {e}", report.display())))?
             }
-            Err(_) => run(
-                prepared,
-                config,
-                &prepared.splits(config, Some(k))?,
-                &dir,
-                &mut |m| on_epoch(k, m),
-            )?,
+            Err(_) => {
+                observer.fold_start(k);
+                let mut config = config.clone();
+                config.data.fold = Some(k);
+                let splits = prepared.splits(&config, Some(k))?;
+                run(prepared, &config, &splits, &dir, observer)?
+            }
         };
-        on_fold(k, &result);
+        observer.fold_end(k, &result);
     }
     // The summary covers every finished fold, also those of earlier runs.
     let mut results = Vec::new();
@@ -592,6 +621,18 @@ pub fn cross_validate(
         summary.to_markdown().as_bytes(),
     )
     .map_err(data_err)?;
+    let title = format!(
+        "{} folds summed: accuracy {:.3} +- {:.3}",
+        summary.folds.len(),
+        summary.accuracy.0,
+        summary.accuracy.1
+    );
+    confusion_png(
+        &root.join("confusion.png"),
+        &summary.confusion,
+        &summary.classes,
+        &title,
+    )?;
     Ok(summary)
 }
 

@@ -10,7 +10,8 @@
 //! - [`Trainer`]: the loop, gradient clipping, early stopping, NaN detection,
 //!   `metrics.jsonl`, best and last checkpoints, and resuming to the metrics
 //!   of an uninterrupted run; [`evaluate`] for eval-mode passes.
-//! - [`ConfusionMatrix`] and [`ClassificationReport`], equal to scikit-learn's.
+//! - [`ConfusionMatrix`] and [`ClassificationReport`], equal to scikit-learn's;
+//!   [`confusion_png`] and [`curves_png`] draw them and the training curves.
 #![warn(missing_docs)]
 
 mod adam;
@@ -19,7 +20,9 @@ mod config;
 mod error;
 mod experiment;
 mod metrics;
+mod observer;
 mod optimizer;
+mod plot;
 mod schedule;
 mod sgd;
 mod trainer;
@@ -35,7 +38,9 @@ pub use experiment::{
     write_report,
 };
 pub use metrics::{ClassScores, ClassificationReport, ConfusionMatrix};
+pub use observer::Observer;
 pub use optimizer::{Optimizer, OptimizerConfig};
+pub use plot::{confusion_png, curves_png};
 pub use schedule::{Anneal, LrSchedule, ScheduleConfig};
 pub use sgd::Sgd;
 pub use trainer::{

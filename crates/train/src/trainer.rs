@@ -3,7 +3,6 @@
 //! and checkpoints, and resuming to exactly the metrics of an uninterrupted
 //! run.
 
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
 
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{checkpoint_paths, load_checkpoint, save_checkpoint};
 use crate::config::Monitor;
-use crate::{Error, LrSchedule, Optimizer, Result, TrainConfig, TrainState};
+use crate::{Error, LrSchedule, Observer, Optimizer, Result, TrainConfig, TrainState};
 
 /// One epoch's numbers: one line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,12 +193,18 @@ impl<'a> Trainer<'a> {
         Ok(true)
     }
 
-    /// One training epoch (`epoch` is 0-based); returns (mean loss, accuracy, examples).
+    /// One training epoch (`epoch` is 0-based), reporting each batch to
+    /// `observer`; returns (mean loss, accuracy, examples).
     ///
     /// # Errors
     /// [`Error::NonFinite`] when the loss is NaN or infinite, [`Error::Data`]
     /// from the loader.
-    pub fn train_epoch(&mut self, loader: &Loader, epoch: usize) -> Result<(f64, f64, usize)> {
+    pub fn train_epoch(
+        &mut self,
+        loader: &Loader,
+        epoch: usize,
+        observer: &mut dyn Observer,
+    ) -> Result<(f64, f64, usize)> {
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for (i, batch) in loader.epoch(epoch as u64).enumerate() {
             let batch = batch.map_err(Error::Data)?;
@@ -231,6 +236,7 @@ impl<'a> Trainer<'a> {
                 correct += usize::from(argmax(row) == label);
             }
             seen += n;
+            observer.batch(seen, loss_sum / seen as f64, correct as f64 / seen as f64);
         }
         let n = seen.max(1) as f64;
         Ok((loss_sum / n, correct as f64 / n, seen))
@@ -238,8 +244,8 @@ impl<'a> Trainer<'a> {
 
     /// Trains from the current state to the configured epoch count, writing
     /// `metrics.jsonl`, `last.*` every epoch and `best.*` on improvement to
-    /// `dir`. `on_epoch` sees each epoch's metrics and may break off (the
-    /// run can then be resumed).
+    /// `dir`. `observer` sees batches and epochs and may break off after an
+    /// epoch (the run can then be resumed).
     ///
     /// # Errors
     /// As [`train_epoch`](Self::train_epoch) and [`evaluate`]; a file that
@@ -249,7 +255,7 @@ impl<'a> Trainer<'a> {
         train: &Loader,
         val: Option<&Loader>,
         dir: &Path,
-        on_epoch: &mut dyn FnMut(&EpochMetrics) -> ControlFlow<()>,
+        observer: &mut dyn Observer,
     ) -> Result<&TrainState> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Checkpoint(format!("{}: {e}", dir.display())))?;
@@ -260,7 +266,8 @@ impl<'a> Trainer<'a> {
         while self.state.epoch < self.config.epochs && !self.state.stopped_early {
             let epoch = self.state.epoch;
             let start = Instant::now();
-            let (train_loss, train_accuracy, seen) = self.train_epoch(train, epoch)?;
+            observer.epoch_start(epoch + 1, self.config.epochs, train.examples_per_epoch());
+            let (train_loss, train_accuracy, seen) = self.train_epoch(train, epoch, observer)?;
             let train_seconds = start.elapsed().as_secs_f64();
             let eval = val.map(|v| evaluate(self.model, v)).transpose()?;
             let metrics = EpochMetrics {
@@ -314,7 +321,7 @@ impl<'a> Trainer<'a> {
                 self.optimizer.as_ref(),
                 &self.state,
             )?;
-            if on_epoch(&metrics).is_break() {
+            if observer.epoch_end(&metrics).is_break() {
                 break;
             }
         }

@@ -3,11 +3,41 @@
 //! fold and tests on its own, the run directories and the summary are
 //! written, and a re-run skips finished folds.
 
-use std::cell::Cell;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use hark_data::{NoProgress, Split, SynthConfig, generate_urban_synth};
-use hark_train::{ExperimentConfig, cross_validate, prepare};
+use hark_train::{EpochMetrics, ExperimentConfig, Observer, RunResult, cross_validate, prepare};
+
+/// Counts what a cross-validation reports.
+#[derive(Default)]
+struct Record {
+    started: Vec<u32>,
+    finished: Vec<u32>,
+    epochs: usize,
+    batches: usize,
+    notes: usize,
+}
+
+impl Observer for Record {
+    fn fold_start(&mut self, fold: u32) {
+        self.started.push(fold);
+    }
+    fn batch(&mut self, seen: usize, loss: f64, accuracy: f64) {
+        assert!(seen > 0 && loss.is_finite() && (0.0..=1.0).contains(&accuracy));
+        self.batches += 1;
+    }
+    fn epoch_end(&mut self, _: &EpochMetrics) -> ControlFlow<()> {
+        self.epochs += 1;
+        ControlFlow::Continue(())
+    }
+    fn fold_end(&mut self, fold: u32, _: &RunResult) {
+        self.finished.push(fold);
+    }
+    fn note(&mut self, _: &str) {
+        self.notes += 1;
+    }
+}
 
 fn config(root: &Path) -> ExperimentConfig {
     let text = format!(
@@ -63,22 +93,13 @@ fn cross_validation_writes_every_fold_and_a_summary_and_resumes() {
     assert!(prepared.splits(&config, Some(4)).is_err());
 
     let root = tmp.path().join("runs");
-    let epochs = Cell::new(0);
-    let mut folds_done = Vec::new();
-    let summary = cross_validate(
-        &prepared,
-        &config,
-        None,
-        &root,
-        &mut |k, _| folds_done.push(k),
-        &mut |_, _| {
-            epochs.set(epochs.get() + 1);
-            std::ops::ControlFlow::Continue(())
-        },
-    )
-    .unwrap();
-    assert_eq!(folds_done, [1, 2, 3]);
-    assert_eq!(epochs.get(), 6);
+    let mut record = Record::default();
+    let summary = cross_validate(&prepared, &config, None, &root, &mut record).unwrap();
+    assert_eq!(record.started, [1, 2, 3]);
+    assert_eq!(record.finished, [1, 2, 3]);
+    assert_eq!(record.epochs, 6);
+    assert!(record.batches >= 6, "{}", record.batches);
+    assert_eq!(record.notes, 6, "a start and a test line per fold");
     assert_eq!(summary.folds.len(), 3);
     let total: u64 = summary.confusion.iter().flatten().sum();
     assert_eq!(
@@ -100,9 +121,22 @@ fn cross_validation_writes_every_fold_and_a_summary_and_resumes() {
             "report.txt",
             "report.json",
             "predictions.csv",
+            "confusion.png",
+            "curves.png",
+            "train.log",
         ] {
             assert!(dir.join(file).exists(), "fold {k}: {file}");
         }
+        let log = std::fs::read_to_string(dir.join("train.log")).unwrap();
+        assert_eq!(log.lines().count(), 4, "{log}");
+        assert!(
+            log.contains("audio_cnn with") && log.contains("epoch 2: train loss"),
+            "{log}"
+        );
+        assert!(
+            log.lines().last().unwrap().contains("test: accuracy"),
+            "{log}"
+        );
         let csv = std::fs::read_to_string(dir.join("predictions.csv")).unwrap();
         assert!(
             csv.starts_with("file,true,predicted,p_air_conditioner,"),
@@ -116,22 +150,13 @@ fn cross_validation_writes_every_fold_and_a_summary_and_resumes() {
     let md = std::fs::read_to_string(root.join("cv_summary.md")).unwrap();
     assert!(md.contains("| mean +- std |"), "{md}");
     assert!(root.join("cv_summary.json").exists());
+    assert!(root.join("confusion.png").exists());
 
     // A second run trains nothing and gives the same summary.
-    epochs.set(0);
-    let again = cross_validate(
-        &prepared,
-        &config,
-        Some(&[2]),
-        &root,
-        &mut |_, _| {},
-        &mut |_, _| {
-            epochs.set(epochs.get() + 1);
-            std::ops::ControlFlow::Continue(())
-        },
-    )
-    .unwrap();
-    assert_eq!(epochs.get(), 0);
+    let mut record = Record::default();
+    let again = cross_validate(&prepared, &config, Some(&[2]), &root, &mut record).unwrap();
+    assert_eq!((record.epochs, record.started.len()), (0, 0));
+    assert_eq!(record.finished, [2]);
     assert_eq!(again, summary);
 
     // Features were computed once: a second preparation reads them all from the cache.

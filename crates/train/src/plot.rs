@@ -1,0 +1,237 @@
+//! The run directory's pictures: `confusion.png` (counts in the cells,
+//! colour by the row-normalised share, class names on both axes) and
+//! `curves.png` (loss and accuracy per epoch, training and validation).
+//!
+//! Text is drawn with a subset of DejaVu Sans compiled into the crate, so
+//! no system font is needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use hark_data::write_atomic;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{FontStyle, register_font};
+
+use crate::{EpochMetrics, Error, Result};
+
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
+const FAMILY: &str = "sans-serif";
+/// The dark end of the colour scale (matplotlib's `Blues`).
+const DARK: (u8, u8, u8) = (8, 48, 107);
+
+fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |msg| Error::Plot {
+        path: path.to_path_buf(),
+        msg,
+    }
+}
+
+/// Draws `draw` on a `width` x `height` white RGB canvas and writes it to
+/// `path` as a PNG, atomically.
+fn render(
+    path: &Path,
+    (width, height): (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // The font is a constant of this crate; a failure is a build bug.
+        register_font(FAMILY, FontStyle::Normal, FONT).unwrap_or_else(|_| {
+            unreachable!("the bundled font parses");
+        });
+    });
+    let err = plot_err(path);
+    let mut pixels = vec![255u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    let mut png_bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png_bytes, width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(|e| err(e.to_string()))?;
+        writer
+            .write_image_data(&pixels)
+            .map_err(|e| err(e.to_string()))?;
+    }
+    write_atomic(path, &png_bytes).map_err(|e| err(e.to_string()))
+}
+
+fn blend(share: f64) -> RGBColor {
+    let mix = |dark: u8| (255.0 - (255.0 - dark as f64) * share.clamp(0.0, 1.0)).round() as u8;
+    RGBColor(mix(DARK.0), mix(DARK.1), mix(DARK.2))
+}
+
+/// Writes the confusion matrix `counts` (row = true class) as a heat map:
+/// each cell holds its count and is coloured by its share of the row.
+///
+/// Labels and counts are left out when the cells get too small to hold
+/// them (hundreds of classes).
+///
+/// # Errors
+/// [`Error::Plot`] when drawing or writing fails, [`Error::Metrics`] for a
+/// matrix that is not `classes.len()` square.
+pub fn confusion_png(
+    path: &Path,
+    counts: &[Vec<u64>],
+    classes: &[String],
+    title: &str,
+) -> Result<()> {
+    let n = classes.len();
+    if counts.len() != n || counts.iter().any(|r| r.len() != n) {
+        return Err(Error::Metrics(format!(
+            "a confusion matrix of {} rows for {n} classes",
+            counts.len()
+        )));
+    }
+    let cell = (720 / n.max(1)).clamp(3, 64) as i32;
+    let labels = cell >= 10;
+    let label_size = (cell as f64 * 0.6).clamp(9.0, 14.0);
+    let label_px = if labels {
+        let longest = classes.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+        (longest as f64 * label_size * 0.56) as i32 + 8
+    } else {
+        0
+    };
+    let (left, top, bottom, right) = (label_px + 28, 40, label_px + 28, 20);
+    let side = cell * n as i32;
+    let size = ((left + side + right) as u32, (top + side + bottom) as u32);
+    render(path, size, |root| {
+        let err = plot_err(path);
+        let text = |s: f64| TextStyle::from((FAMILY, s).into_font()).color(&BLACK);
+        let centred = |s: f64| text(s).pos(Pos::new(HPos::Center, VPos::Center));
+        let draw =
+            |e: std::result::Result<(), DrawingAreaErrorKind<_>>| e.map_err(|e| err(e.to_string()));
+        draw(root.draw_text(title, &text(16.0), (left, 12)))?;
+        let count_size = (cell as f64 * 0.32).clamp(7.0, 14.0);
+        for (t, row) in counts.iter().enumerate() {
+            let total = row.iter().sum::<u64>().max(1) as f64;
+            for (p, &c) in row.iter().enumerate() {
+                let share = c as f64 / total;
+                let (x, y) = (left + p as i32 * cell, top + t as i32 * cell);
+                draw(root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    blend(share).filled(),
+                )))?;
+                if cell >= 18 {
+                    let colour = if share > 0.5 { WHITE } else { BLACK };
+                    let style = centred(count_size).color(&colour);
+                    draw(root.draw_text(&c.to_string(), &style, (x + cell / 2, y + cell / 2)))?;
+                }
+            }
+        }
+        draw(root.draw(&Rectangle::new(
+            [(left, top), (left + side, top + side)],
+            BLACK.stroke_width(1),
+        )))?;
+        if labels {
+            for (i, name) in classes.iter().enumerate() {
+                let mid = i as i32 * cell + cell / 2;
+                let right_aligned = text(label_size).pos(Pos::new(HPos::Right, VPos::Center));
+                draw(root.draw_text(name, &right_aligned, (left - 6, top + mid)))?;
+                let down = right_aligned.transform(FontTransform::Rotate270);
+                draw(root.draw_text(name, &down, (left + mid, top + side + 6)))?;
+            }
+        }
+        let axis = text(13.0);
+        draw(root.draw_text(
+            "predicted",
+            &axis.pos(Pos::new(HPos::Center, VPos::Bottom)),
+            (left + side / 2, size.1 as i32 - 4),
+        ))?;
+        draw(
+            root.draw_text(
+                "true",
+                &axis
+                    .transform(FontTransform::Rotate270)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+                (4, top + side / 2),
+            ),
+        )?;
+        Ok(())
+    })
+}
+
+/// Writes the training curves: loss (left) and accuracy (right) per epoch,
+/// training in blue, validation in orange.
+///
+/// # Errors
+/// [`Error::Plot`] when drawing or writing fails.
+pub fn curves_png(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+    let orange = RGBColor(230, 110, 20);
+    let blue = RGBColor(DARK.0, 90, 180);
+    render(path, (960, 400), |root| {
+        let err = plot_err(path);
+        let panels = root.split_evenly((1, 2));
+        let last = history.last().map_or(1, |m| m.epoch).max(2) as f64;
+        type Pick = fn(&EpochMetrics) -> Option<f64>;
+        let plots: [(&str, Pick, Pick, SeriesLabelPosition); 2] = [
+            (
+                "loss",
+                |m| Some(m.train_loss),
+                |m| m.val_loss,
+                SeriesLabelPosition::UpperRight,
+            ),
+            (
+                "accuracy",
+                |m| Some(m.train_accuracy),
+                |m| m.val_accuracy,
+                SeriesLabelPosition::LowerRight,
+            ),
+        ];
+        for (area, (name, train, val, legend)) in panels.iter().zip(plots) {
+            let values = history.iter().flat_map(|m| [train(m), val(m)]).flatten();
+            let top = values.filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+            let top = if name == "accuracy" {
+                1.0
+            } else {
+                (top * 1.05).max(1e-3)
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(name, (FAMILY, 16))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(52)
+                .build_cartesian_2d(1.0..last, 0.0..top)
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .label_style((FAMILY, 12))
+                .axis_desc_style((FAMILY, 13))
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            for (label, pick, colour) in [("train", train, blue), ("validation", val, orange)] {
+                let points: Vec<(f64, f64)> = history
+                    .iter()
+                    .filter_map(|m| pick(m).map(|v| (m.epoch as f64, v)))
+                    .collect();
+                if points.is_empty() {
+                    continue;
+                }
+                chart
+                    .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                    .map_err(|e| err(e.to_string()))?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .position(legend)
+                .label_font((FAMILY, 12))
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+        }
+        Ok(())
+    })
+}
