@@ -86,6 +86,16 @@ pub enum DataError {
         /// The first few, with their reasons.
         first: Vec<PathBuf>,
     },
+    /// An option out of range.
+    #[error("`{field}` {rule}, got {got}")]
+    InvalidOption {
+        /// The option, e.g. `max_seconds`.
+        field: &'static str,
+        /// The rule it breaks.
+        rule: &'static str,
+        /// The value given.
+        got: String,
+    },
     /// A signal-processing step failed on this file's audio.
     #[error("{}: {source}", path.display())]
     Dsp {

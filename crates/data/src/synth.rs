@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use crate::Audio;
 use crate::encode::{Encoding, write_wav};
-use crate::error::Result;
+use crate::error::{DataError, Result};
 use crate::fold_csv::{URBANSOUND8K_COLUMNS, URBANSOUND8K_MANIFEST};
 use crate::manifest::Manifest;
 
@@ -121,8 +121,16 @@ struct Recording {
 /// generator, so the output does not depend on the thread count.
 ///
 /// # Errors
-/// A file cannot be written.
+/// [`DataError::InvalidOption`] for `max_seconds` under 0.1 s; a file that
+/// cannot be written.
 pub fn generate_urban_synth(root: &Path, config: &SynthConfig) -> Result<SynthSummary> {
+    if !(config.max_seconds.is_finite() && config.max_seconds >= 0.1) {
+        return Err(DataError::InvalidOption {
+            field: "max_seconds",
+            rule: "must be at least 0.1",
+            got: config.max_seconds.to_string(),
+        });
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let folds = config.folds.max(1);
     // Plan recordings until the slice budget is used: each goes to the class
@@ -193,11 +201,13 @@ fn write_recording(
     let dir = root.join(format!("audio/fold{}", rec.fold));
     let mut rows = Vec::new();
     let mut start = rng.random_range(0.0..30.0f64);
+    // Short slices last from half a second (or half the longest) up.
+    let shortest = (max_seconds / 2.0).min(0.5);
     for slice in 0..rec.slices {
         let seconds = if rng.random::<f64>() < 0.7 {
             max_seconds
         } else {
-            rng.random_range(0.5..max_seconds)
+            rng.random_range(shortest..max_seconds)
         };
         let frames = (seconds * rec.rate as f64) as usize;
         let mono = render(&voice, rec.rate, frames, &mut rng);

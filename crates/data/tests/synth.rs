@@ -156,3 +156,29 @@ fn nearest_centroid_on_the_mean_log_mel_shape_is_above_chance_but_well_below_per
     let acc = correct as f64 / total as f64;
     assert!(acc > 0.2 && acc < 0.85, "nearest-centroid accuracy {acc}");
 }
+
+#[test]
+fn short_slices_work_and_a_length_too_short_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SynthConfig {
+        clips: 20,
+        folds: 2,
+        max_seconds: 0.3,
+        seed: 2,
+    };
+    generate_urban_synth(dir.path(), &config).unwrap();
+    let ds = load_urbansound8k(dir.path(), &LoadOptions::default()).unwrap();
+    for e in &ds.examples {
+        let seconds = inspect(&e.path).unwrap().duration_secs();
+        assert!((0.149..=0.301).contains(&seconds), "{seconds}");
+    }
+    let err = generate_urban_synth(
+        dir.path(),
+        &SynthConfig {
+            max_seconds: 0.0,
+            ..config
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("max_seconds"), "{err}");
+}
