@@ -5,24 +5,32 @@
 //!   no config, generate the demo corpus if missing and cross-validate
 //!   `configs/demo.toml`.
 //! - `cargo xtask synth [hark synth flags]`: write the demo corpus.
-//! - `cargo xtask download urbansound8k|esc50`: not implemented yet.
+//! - `cargo xtask download urbansound8k|esc50 [--dir DIR] [--url URL]
+//!   [--checksum md5:HEX|sha256:HEX]`: download with resume, verify,
+//!   unpack into `DIR` (default `datasets/`) and print the sample-rate and
+//!   bit-depth histogram.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+use xtask::download::{Source, describe};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("cv") => cv(&args[1..]),
         Some("synth") => hark(&with_default(&args[1..], "synth", &[])),
-        Some("download") => Err(
-            "download is not implemented yet (issue 5): fetch the archive yourself into datasets/"
-                .into(),
-        ),
+        Some("download") => match download_args(&args[1..]) {
+            Ok((source, dir)) => download(&source, &dir),
+            Err(e) => {
+                eprintln!("cargo xtask download: {e:#}\n{DOWNLOAD_USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         _ => {
             eprintln!(
-                "usage: cargo xtask cv [--config FILE] [hark cv flags] | synth [flags] | download DATASET"
+                "usage: cargo xtask cv [--config FILE] [hark cv flags] | synth [flags]\n       {DOWNLOAD_USAGE}"
             );
             return ExitCode::from(2);
         }
@@ -104,5 +112,38 @@ fn cv(args: &[String]) -> Result<(), String> {
         "cargo xtask: cross-validation took {:.1} s",
         start.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+const DOWNLOAD_USAGE: &str = "usage: cargo xtask download urbansound8k|esc50 [--dir DIR] [--url URL] [--checksum md5:HEX|sha256:HEX]";
+
+/// The dataset and download directory of `download`'s arguments.
+fn download_args(args: &[String]) -> anyhow::Result<(Source, PathBuf)> {
+    let (name, rest) = args
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("which dataset?"))?;
+    let mut source = Source::named(name)?;
+    let mut dir = root().join("datasets");
+    let mut rest = rest.iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || {
+            rest.next()
+                .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--dir" => dir = PathBuf::from(value()?),
+            "--url" => source.url.clone_from(value()?),
+            "--checksum" => source.checksum = Some(value()?.parse()?),
+            other => anyhow::bail!("unknown flag {other:?}"),
+        }
+    }
+    Ok((source, dir))
+}
+
+fn download(source: &Source, dir: &Path) -> Result<(), String> {
+    let mut log = |line: &str| eprintln!("cargo xtask: {line}");
+    let root = xtask::download::fetch(source, dir, &mut log).map_err(|e| format!("{e:#}"))?;
+    let summary = describe(&source.kind, &root).map_err(|e| format!("{e:#}"))?;
+    print!("{summary}");
     Ok(())
 }
