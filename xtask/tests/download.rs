@@ -198,51 +198,43 @@ fn a_broken_transfer_resumes_then_verifies_unpacks_and_is_described() {
     assert_eq!(server.ranges_asked.lock().unwrap().len(), 2);
 }
 
-#[test]
-fn a_partial_file_is_restarted_when_the_server_ignores_ranges() {
+/// Fetches with `part(archive)` already in `<archive>.part` from a server
+/// that honours ranges or not; checks the archive arrives whole and returns
+/// its length, the `Range` headers the server saw and the log.
+fn fetch_with_part(part: fn(&[u8]) -> Vec<u8>, ranges: bool) -> (usize, Vec<String>, String) {
     let tmp = tempfile::tempdir().unwrap();
     let archive = urbansound_archive(tmp.path());
     let server = serve(
         archive.clone(),
         Behaviour {
-            ranges: false,
+            ranges,
             cut_first_after: None,
         },
     );
     let dir = tmp.path().join("datasets");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("UrbanSound8K.tar.gz.part"), vec![7u8; 500]).unwrap();
+    std::fs::write(dir.join("UrbanSound8K.tar.gz.part"), part(&archive)).unwrap();
     let src = source(&server.url, Some(Checksum::Md5(md5_hex(&archive))));
     let (root, log) = fetch_logged(&src, &dir);
     root.unwrap();
+    let bytes = std::fs::read(dir.join("UrbanSound8K.tar.gz")).unwrap();
+    assert!(bytes == archive, "the archive arrived damaged");
+    let asked = server.ranges_asked.lock().unwrap().clone();
+    (archive.len(), asked, log)
+}
+
+#[test]
+fn a_partial_file_is_restarted_when_the_server_ignores_ranges() {
+    let (_, asked, log) = fetch_with_part(|_| vec![7u8; 500], false);
     assert!(log.contains("cannot resume"), "{log}");
-    assert_eq!(*server.ranges_asked.lock().unwrap(), ["bytes=500-"]);
-    assert_eq!(
-        std::fs::read(dir.join("UrbanSound8K.tar.gz")).unwrap(),
-        archive
-    );
+    assert_eq!(asked, ["bytes=500-"]);
 }
 
 #[test]
 fn a_complete_part_file_is_finished_by_a_416() {
-    let tmp = tempfile::tempdir().unwrap();
-    let archive = urbansound_archive(tmp.path());
-    let server = serve(
-        archive.clone(),
-        Behaviour {
-            ranges: true,
-            cut_first_after: None,
-        },
-    );
-    let dir = tmp.path().join("datasets");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("UrbanSound8K.tar.gz.part"), &archive).unwrap();
-    let src = source(&server.url, Some(Checksum::Md5(md5_hex(&archive))));
-    fetch_logged(&src, &dir).0.unwrap();
-    assert_eq!(
-        std::fs::read(dir.join("UrbanSound8K.tar.gz")).unwrap(),
-        archive
-    );
+    let (len, asked, log) = fetch_with_part(<[u8]>::to_vec, true);
+    assert_eq!(asked, [format!("bytes={len}-")]);
+    assert!(log.contains("md5 verified"), "{log}");
 }
 
 #[test]
