@@ -66,8 +66,8 @@ enum Command {
         /// Override a config key: `--set train.epochs=5` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
-        /// Test fold, for datasets with folds (default: the first; when
-        /// resuming, the run's own).
+        /// Test fold, for datasets with folds (default: the config's
+        /// data.fold, else the first).
         #[arg(long)]
         fold: Option<u32>,
         /// Run directory (default: the config's output.dir).
@@ -75,7 +75,7 @@ enum Command {
         out: Option<PathBuf>,
         /// Continue the run in RUN_DIR from its last checkpoint with the
         /// run's own config.toml; `--set train.epochs=N` may extend it.
-        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "config"])]
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "config", "fold"])]
         resume: Option<PathBuf>,
     },
     /// Cross-validate over a dataset's folds.

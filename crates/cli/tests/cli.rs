@@ -205,6 +205,9 @@ fn bad_usage_and_bad_configs_exit_2_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("epocs"), "{err}");
     assert_eq!(hark(&dir, &["train"]).status.code(), Some(2));
+    // A resumed run keeps its own test fold.
+    let out = hark(&dir, &["train", "--resume", "runs/t", "--fold", "2"]);
+    assert_eq!(out.status.code(), Some(2));
     assert_eq!(hark(&dir, &["frobnicate"]).status.code(), Some(2));
     // A missing dataset is a failed run, not a usage error.
     let out = hark(
