@@ -17,7 +17,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
-/// How often a broken transfer is resumed before giving up.
+/// How often in a row a broken transfer is resumed without progress before
+/// giving up.
 const RETRIES: u32 = 5;
 
 /// An expected archive digest, as hex.
@@ -175,12 +176,16 @@ pub fn download(url: &str, dest: &Path, log: &mut dyn FnMut(&str)) -> Result<()>
         .user_agent(concat!("hark-xtask/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
+    let size = || fs::metadata(&part).map_or(0, |m| m.len());
     let mut attempt = 0;
     loop {
+        let before = size();
         match transfer(&agent, url, &part, log) {
             Ok(()) => break,
-            Err(Failure::Transient(e)) if attempt < RETRIES => {
-                attempt += 1;
+            Err(Failure::Transient(e)) if attempt < RETRIES || size() > before => {
+                // Only breaks in a row without progress count against the
+                // retries: a long download over a flaky line goes on.
+                attempt = if size() > before { 1 } else { attempt + 1 };
                 log(&format!("{e:#}; resuming ({attempt}/{RETRIES})"));
                 std::thread::sleep(Duration::from_millis(250 << attempt));
             }

@@ -18,6 +18,8 @@ struct Behaviour {
     ranges: bool,
     /// Close the first response after this many body bytes.
     cut_first_after: Option<usize>,
+    /// Close every response after this many body bytes.
+    cut_every_after: Option<usize>,
 }
 
 /// Serves `body` at `/archive` on a local port; records each request's
@@ -35,11 +37,12 @@ fn serve(body: Vec<u8>, behaviour: Behaviour) -> Server {
     std::thread::spawn(move || {
         for (i, stream) in listener.incoming().enumerate() {
             let Ok(stream) = stream else { continue };
-            let cut = if i == 0 {
+            let first = if i == 0 {
                 behaviour.cut_first_after
             } else {
                 None
             };
+            let cut = first.or(behaviour.cut_every_after);
             answer(stream, &body, behaviour.ranges, cut, &log);
         }
     });
@@ -158,6 +161,7 @@ fn a_broken_transfer_resumes_then_verifies_unpacks_and_is_described() {
         Behaviour {
             ranges: true,
             cut_first_after: Some(1000),
+            cut_every_after: None,
         },
     );
     let dir = tmp.path().join("datasets");
@@ -209,6 +213,7 @@ fn fetch_with_part(part: fn(&[u8]) -> Vec<u8>, ranges: bool) -> (usize, Vec<Stri
         Behaviour {
             ranges,
             cut_first_after: None,
+            cut_every_after: None,
         },
     );
     let dir = tmp.path().join("datasets");
@@ -246,6 +251,7 @@ fn a_checksum_mismatch_moves_the_archive_aside_and_unpacks_nothing() {
         Behaviour {
             ranges: true,
             cut_first_after: None,
+            cut_every_after: None,
         },
     );
     let dir = tmp.path().join("datasets");
@@ -268,6 +274,7 @@ fn http_errors_fail_at_once_naming_the_status() {
         Behaviour {
             ranges: true,
             cut_first_after: None,
+            cut_every_after: None,
         },
     );
     let src = source(&server.url.replace("/archive", "/missing"), None);
@@ -307,6 +314,7 @@ fn an_esc50_zip_without_a_checksum_logs_its_sha256() {
         Behaviour {
             ranges: true,
             cut_first_after: None,
+            cut_every_after: None,
         },
     );
     let src = Source {
@@ -336,6 +344,7 @@ fn the_command_downloads_and_prints_the_histogram() {
         Behaviour {
             ranges: true,
             cut_first_after: None,
+            cut_every_after: None,
         },
     );
     let dir = tmp.path().join("data");
@@ -375,4 +384,26 @@ fn the_command_downloads_and_prints_the_histogram() {
     ] {
         assert_eq!(xtask(bad).status.code(), Some(2), "{bad:?}");
     }
+}
+
+#[test]
+fn a_line_that_keeps_breaking_still_finishes_while_each_try_makes_progress() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = urbansound_archive(tmp.path());
+    // More breaks than RETRIES (5), each after an eighth of the archive.
+    let server = serve(
+        archive.clone(),
+        Behaviour {
+            ranges: true,
+            cut_first_after: None,
+            cut_every_after: Some(archive.len() / 8 + 1),
+        },
+    );
+    let dir = tmp.path().join("datasets");
+    let src = source(&server.url, Some(Checksum::Md5(md5_hex(&archive))));
+    let (root, log) = fetch_logged(&src, &dir);
+    root.unwrap();
+    assert_eq!(server.ranges_asked.lock().unwrap().len(), 8, "{log}");
+    assert!(!log.contains("(2/5)"), "progress resets the count: {log}");
+    assert!(std::fs::read(dir.join("UrbanSound8K.tar.gz")).unwrap() == archive);
 }

@@ -2,7 +2,6 @@
 //! lines and stopping early from outside, and [`RunLog`], the observer
 //! that writes a run directory's `train.log`.
 
-use std::fmt;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -36,25 +35,6 @@ pub trait Observer {
 impl<F: FnMut(&EpochMetrics) -> ControlFlow<()>> Observer for F {
     fn epoch_end(&mut self, metrics: &EpochMetrics) -> ControlFlow<()> {
         self(metrics)
-    }
-}
-
-impl fmt::Display for EpochMetrics {
-    /// `epoch 3: train loss 1.2345 acc 0.456, val loss ... acc ..., lr ..., N samples/s`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "epoch {}: train loss {:.4} acc {:.3}",
-            self.epoch, self.train_loss, self.train_accuracy
-        )?;
-        if let (Some(l), Some(a)) = (self.val_loss, self.val_accuracy) {
-            write!(f, ", val loss {l:.4} acc {a:.3}")?;
-        }
-        write!(
-            f,
-            ", lr {:.2e}, {:.0} samples/s, {:.1} s",
-            self.lr, self.samples_per_second, self.seconds
-        )
     }
 }
 

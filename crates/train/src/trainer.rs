@@ -37,6 +37,25 @@ pub struct EpochMetrics {
     pub samples_per_second: f64,
 }
 
+impl std::fmt::Display for EpochMetrics {
+    /// `epoch 3: train loss 1.2345 acc 0.456, val loss ... acc ..., lr ..., N samples/s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "epoch {}: train loss {:.4} acc {:.3}",
+            self.epoch, self.train_loss, self.train_accuracy
+        )?;
+        if let (Some(l), Some(a)) = (self.val_loss, self.val_accuracy) {
+            write!(f, ", val loss {l:.4} acc {a:.3}")?;
+        }
+        write!(
+            f,
+            ", lr {:.2e}, {:.0} samples/s, {:.1} s",
+            self.lr, self.samples_per_second, self.seconds
+        )
+    }
+}
+
 /// One example's prediction.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
