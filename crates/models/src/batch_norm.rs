@@ -15,7 +15,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, Var};
 use rayon::prelude::*;
 
 use crate::activation::{Act, with_act};
-use crate::cpu::{f32_data, lane_sum, with_f32};
+use crate::cpu::{f32_data, lane_sums, with_f32};
 use crate::{Activation, Init, ParamBuilder, Result};
 
 /// Options of a [`BatchNorm`].
@@ -251,22 +251,25 @@ impl BatchNormOp {
                 let stats: Vec<BatchStat> = (0..d.c)
                     .into_par_iter()
                     .map(|c| {
-                        let sum: f64 = d.channel(x, c).map(|v| lane_sum(v.len(), |i| v[i])).sum();
-                        let mean = sum / count;
-                        let m = mean as f32;
-                        let sq: f64 = d
+                        // Sums of `x - k`, with `k` the mean of the first
+                        // slice: close to the batch mean, so the variance
+                        // does not cancel, and one pass over the channel.
+                        let first = d.channel(x, c).next().unwrap_or_default();
+                        let k = (lane_sums(first.len(), |i| [first[i]])[0]
+                            / first.len().max(1) as f64) as f32;
+                        let [s1, s2] = d
                             .channel(x, c)
-                            .map(|v| lane_sum(v.len(), |i| (v[i] - m) * (v[i] - m)))
-                            .sum();
-                        // Corrects for the rounding of the f32 mean.
-                        let shift: f64 = d
-                            .channel(x, c)
-                            .map(|v| lane_sum(v.len(), |i| v[i] - m))
-                            .sum::<f64>()
-                            / count;
+                            .map(|v| {
+                                lane_sums(v.len(), |i| {
+                                    let e = v[i] - k;
+                                    [e, e * e]
+                                })
+                            })
+                            .fold([0.0, 0.0], |[a, b], [s1, s2]| [a + s1, b + s2]);
+                        let shift = s1 / count;
                         BatchStat {
-                            mean,
-                            var: sq / count - shift * shift,
+                            mean: k as f64 + shift,
+                            var: s2 / count - shift * shift,
                         }
                     })
                     .collect();
@@ -373,10 +376,11 @@ fn backward<A: Act>(
             (0..d.n).fold((0.0, 0.0), |(sg, sgx), b| {
                 let at = (b * d.c + c) * d.s;
                 let (g, y, x) = (&g[at..][..d.s], &y[at..][..d.s], &x[at..][..d.s]);
-                (
-                    sg + lane_sum(d.s, |i| g[i] * A::grad(y[i])),
-                    sgx + lane_sum(d.s, |i| g[i] * A::grad(y[i]) * (x[i] - mean) * inv),
-                )
+                let [dz, dzx] = lane_sums(d.s, |i| {
+                    let dz = g[i] * A::grad(y[i]);
+                    [dz, dz * (x[i] - mean) * inv]
+                });
+                (sg + dz, sgx + dzx)
             })
         })
         .collect();

@@ -148,19 +148,28 @@ pub(crate) fn matmul(
     }
 }
 
-/// `sum_i f(i)` over `0..n`, accumulated in eight f32 lanes so the loop
-/// vectorises, and returned as f64 for the caller to combine slices.
+/// The `N` sums `sum_i f(i)[k]` over `0..n`, accumulated in eight f32 lanes
+/// each so the loop vectorises, and returned as f64 for the caller to
+/// combine slices. One pass computes all `N`.
 #[inline]
-pub(crate) fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f64 {
-    let mut acc = [0.0f32; 8];
+pub(crate) fn lane_sums<const N: usize>(n: usize, f: impl Fn(usize) -> [f32; N]) -> [f64; N] {
+    let mut acc = [[0.0f32; 8]; N];
     let full = n / 8 * 8;
     for base in (0..full).step_by(8) {
-        for (lane, a) in acc.iter_mut().enumerate() {
-            *a += f(base + lane);
+        for lane in 0..8 {
+            let v = f(base + lane);
+            for (a, v) in acc.iter_mut().zip(v) {
+                a[lane] += v;
+            }
         }
     }
-    let tail: f32 = (full..n).map(&f).sum();
-    acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
+    let mut out = acc.map(|a| a.iter().map(|&v| v as f64).sum::<f64>());
+    for i in full..n {
+        for (o, v) in out.iter_mut().zip(f(i)) {
+            *o += v as f64;
+        }
+    }
+    out
 }
 
 #[cold]

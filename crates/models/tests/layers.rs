@@ -195,6 +195,51 @@ fn batch_norm_gradients_match_finite_differences_in_both_modes() {
     }
 }
 
+/// One pass over shifted values must keep the variance of data far from
+/// zero: mean 1000, spread about 1, with the first example shifted away
+/// from the rest.
+#[test]
+fn batch_statistics_are_exact_for_data_far_from_zero() {
+    let dims = (4usize, 3usize, 5usize, 7usize);
+    let n = dims.0 * dims.1 * dims.2 * dims.3;
+    let x: Vec<f32> = seq(n, 0.4)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| 1000.0 + v + if i < n / dims.0 { 3.0 } else { 0.0 })
+        .collect();
+    let store = ParamStore::new(0);
+    let bn = batch_norm2d(dims.1, BatchNormConfig::default(), &store.root()).unwrap();
+    let t = Tensor::from_vec(x.clone(), dims, &Device::Cpu).unwrap();
+    let y = vals(&bn.forward_t(&t, true).unwrap());
+    let state: std::collections::HashMap<String, Tensor> = store.state_dict().into_iter().collect();
+    let (rm, rv) = (vals(&state["running_mean"]), vals(&state["running_var"]));
+    let per = dims.2 * dims.3;
+    for c in 0..dims.1 {
+        let v: Vec<f64> = (0..dims.0)
+            .flat_map(|b| x[(b * dims.1 + c) * per..][..per].iter().map(|&v| v as f64))
+            .collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+        let unbiased = var * v.len() as f64 / (v.len() - 1) as f64;
+        assert!((rm[c] as f64 - 0.1 * mean).abs() < 1e-3, "mean {c}");
+        assert!(
+            (rv[c] as f64 - (0.9 + 0.1 * unbiased)).abs() < 1e-4,
+            "var {c}"
+        );
+        for b in 0..dims.0 {
+            for i in 0..per {
+                let at = (b * dims.1 + c) * per + i;
+                let want = (x[at] as f64 - mean) / (var + 1e-5).sqrt();
+                assert!(
+                    (y[at] as f64 - want).abs() < 2e-3,
+                    "y {at}: {} vs {want}",
+                    y[at]
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn rectangular_max_pooling_routes_each_gradient_to_its_window_maximum() {
     let (h, w) = (11usize, 9usize);
