@@ -4,8 +4,11 @@
 //! candle 0.11's CPU conv backward runs a naive transposed convolution; this
 //! op uses im2col and one matrix product per example in both directions
 //! (`dW += dY * cols^T`, `dcols = W^T * dY`, then col2im), parallel over the
-//! batch. Weight gradients are summed over the batch in a fixed order, so
-//! results do not depend on the thread count.
+//! batch. The input is first split into column phases ([`Planes`]), so that
+//! im2col is a copy and col2im a vector add even for strided windows. Small
+//! weight gradients are register tiles of dot products instead of a GEMM
+//! ([`SMALL_WEIGHT_GRAD`]). Weight gradients are summed over the batch in a
+//! fixed order, so results do not depend on the thread count.
 
 use std::fmt;
 
@@ -14,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::activation::{Act, with_act};
 use crate::cpu::{Mat, f32_data, matmul, with_f32};
+use crate::kernels::{Kernel, Simd, dispatch};
 use crate::{Activation, Init, ParamBuilder, Result};
 
 /// Options of a [`Conv2d`].
@@ -212,6 +216,20 @@ impl Geometry {
     }
 }
 
+/// One thread's buffers in the backward pass.
+struct Scratch {
+    /// The output gradient before the activation.
+    dpre: Vec<f32>,
+    /// The input's [`Planes`].
+    xp: Vec<f32>,
+    /// A tile of the unfolded input.
+    cols: Vec<f32>,
+    /// The input gradient's [`Planes`].
+    dxp: Vec<f32>,
+    /// A tile of the unfolded input gradient.
+    dcols: Vec<f32>,
+}
+
 /// Per-example work runs on rayon; the matrix products inside split across
 /// threads only when there are fewer examples than threads.
 fn gemm_threads(batch: usize) -> usize {
@@ -245,85 +263,175 @@ impl Conv2dOp {
         })
     }
 
-    /// Output columns `[lo, hi)` whose input column `ox * s + kj - p` lies in `[0, len)`.
-    fn valid(out: usize, len: usize, s: usize, kj: usize, p: usize) -> (usize, usize) {
-        let lo = p.saturating_sub(kj).div_ceil(s).min(out);
-        let hi = (len + p).saturating_sub(kj).div_ceil(s).clamp(lo, out);
-        (lo, hi)
+    /// The phase-split layout of one example's padded input.
+    fn planes(&self, g: &Geometry) -> Planes {
+        let ((_, kw), (_, sw), (ph, _)) = (self.kernel, self.stride, self.padding);
+        Planes {
+            rows: g.h + 2 * ph,
+            phases: sw,
+            cols: g.ow + (kw - 1) / sw,
+        }
     }
 
-    /// Calls `f(row segment, input row)` for every unfolded row `(c, ki,
-    /// kj)` and output row `oy` in `rows`, with the valid output columns
-    /// `[lo, hi)` and the first input column they read; `None` for an input
-    /// row in the padding.
+    /// Calls `f(tap, first output row, planes offset)` for every unfolded
+    /// row `tap = (c, ki, kj)` and output row `oy` in `rows`: the row's `ow`
+    /// values are the planes' `ow` values from the offset on.
     fn for_each_segment(
         &self,
         g: &Geometry,
+        planes: &Planes,
         (oy0, oy1): (usize, usize),
-        mut f: impl FnMut(usize, usize, Option<usize>, (usize, usize), usize),
+        mut f: impl FnMut(usize, usize, usize),
     ) {
-        let ((kh, kw), (sh, sw), (ph, pw)) = (self.kernel, self.stride, self.padding);
-        for row in 0..g.k {
-            let (c, ki, kj) = (row / (kh * kw), row / kw % kh, row % kw);
-            let (lo, hi) = Self::valid(g.ow, g.w, sw, kj, pw);
-            let first = (lo * sw + kj).saturating_sub(pw);
+        let ((kh, kw), sh) = (self.kernel, self.stride.0);
+        for tap in 0..g.k {
+            let (c, ki, kj) = (tap / (kh * kw), tap / kw % kh, tap % kw);
             for oy in oy0..oy1 {
-                let iy = (oy * sh + ki).wrapping_sub(ph);
-                let input_row = (iy < g.h).then(|| (c * g.h + iy) * g.w);
-                f(row, oy - oy0, input_row, (lo, hi), first);
+                f(tap, oy - oy0, planes.at(c, oy * sh + ki, kj));
             }
         }
     }
 
-    /// Unfolds output rows `rows` of one example `[C, H, W]` into `cols`
-    /// `[K, rows * OW]`.
-    fn im2col(&self, g: &Geometry, x: &[f32], rows: (usize, usize), cols: &mut [f32]) {
-        let (sw, tn) = (self.stride.1, (rows.1 - rows.0) * g.ow);
-        self.for_each_segment(g, rows, |row, r, input_row, (lo, hi), first| {
-            let d = &mut cols[row * tn + r * g.ow..][..g.ow];
-            let Some(start) = input_row.filter(|_| lo < hi) else {
-                d.fill(0.0);
-                return;
-            };
-            d[..lo].fill(0.0);
-            d[hi..].fill(0.0);
-            let src = &x[start + first..][..(hi - lo - 1) * sw + 1];
-            let d = &mut d[lo..hi];
-            match sw {
-                1 => d.copy_from_slice(src),
-                // Stride 2 (most strided convolutions): pairs, so the loop
-                // has no bounds checks and vectorises.
-                2 => {
-                    let (pairs, last) = src.split_at(src.len() - 1);
-                    let (head, tail) = d.split_at_mut(d.len() - 1);
-                    for (v, p) in head.iter_mut().zip(pairs.chunks_exact(2)) {
-                        *v = p[0];
-                    }
-                    tail[0] = last[0];
-                }
-                _ => {
-                    for (v, s) in d.iter_mut().zip(src.iter().step_by(sw)) {
-                        *v = *s;
-                    }
-                }
-            }
+    /// Unfolds output rows `rows` of one example's planes into `cols`
+    /// `[K, rows * OW]`: one copy per unfolded row and output row.
+    fn im2col(
+        &self,
+        g: &Geometry,
+        planes: (&Planes, &[f32]),
+        rows: (usize, usize),
+        cols: &mut [f32],
+    ) {
+        let tn = (rows.1 - rows.0) * g.ow;
+        self.for_each_segment(g, planes.0, rows, |tap, r, at| {
+            cols[tap * tn + r * g.ow..][..g.ow].copy_from_slice(&planes.1[at..][..g.ow]);
         });
     }
 
-    /// Adds `cols` `[K, rows * OW]` back into one example's gradient `[C, H, W]`.
-    fn col2im(&self, g: &Geometry, cols: &[f32], rows: (usize, usize), dx: &mut [f32]) {
-        let (sw, tn) = (self.stride.1, (rows.1 - rows.0) * g.ow);
-        self.for_each_segment(g, rows, |row, r, input_row, (lo, hi), first| {
-            let Some(start) = input_row.filter(|_| lo < hi) else {
-                return;
-            };
-            let src = &cols[row * tn + r * g.ow..][lo..hi];
-            let dst = &mut dx[start + first..][..(hi - lo - 1) * sw + 1];
-            // One input value every `sw`: the last chunk may be short.
-            for (d, v) in dst.chunks_mut(sw).zip(src) {
-                d[0] += v;
-            }
+    /// Adds `cols` `[K, rows * OW]` back into one example's gradient planes.
+    fn col2im(
+        &self,
+        g: &Geometry,
+        cols: &[f32],
+        rows: (usize, usize),
+        planes: (&Planes, &mut [f32]),
+    ) {
+        let tn = (rows.1 - rows.0) * g.ow;
+        let (layout, dx) = planes;
+        self.for_each_segment(g, layout, rows, |tap, r, at| {
+            let src = &cols[tap * tn + r * g.ow..][..g.ow];
+            dx[at..][..g.ow]
+                .iter_mut()
+                .zip(src)
+                .for_each(|(d, v)| *d += v);
         });
+    }
+}
+
+/// One example's input `[C, H, W]` zero-padded and split into `phases` (the
+/// column stride) column phases: `[C][H + 2 ph][phases][cols]`, padded
+/// column `xi` in phase `xi % phases` at `xi / phases`. Every unfolded row
+/// of the convolution is then `ow` consecutive values, so im2col is a copy
+/// and col2im a vector add, where the strided windows of the input would be
+/// gathers and scatters. Columns no window reads are left out.
+#[derive(Debug, Clone, Copy)]
+struct Planes {
+    rows: usize,
+    phases: usize,
+    cols: usize,
+}
+
+impl Planes {
+    fn len(&self, channels: usize) -> usize {
+        channels * self.rows * self.phases * self.cols
+    }
+
+    /// Index of padded position `(row, xi)` of channel `c`.
+    fn at(&self, c: usize, row: usize, xi: usize) -> usize {
+        ((c * self.rows + row) * self.phases + xi % self.phases) * self.cols + xi / self.phases
+    }
+
+    /// Calls `f(input row, its first column in the phase, planes segment
+    /// start)` for every input row of `g` and column phase that holds input.
+    fn for_each_row(
+        &self,
+        g: &Geometry,
+        (ph, pw): (usize, usize),
+        mut f: impl FnMut(usize, usize, usize),
+    ) {
+        for row in 0..g.channels * g.h {
+            let (c, iy) = (row / g.h, row % g.h);
+            for phase in 0..self.phases {
+                // The first input column in this phase.
+                let ix = (phase + self.phases - pw % self.phases) % self.phases;
+                if ix < g.w {
+                    f(row, ix, self.at(c, iy + ph, ix + pw));
+                }
+            }
+        }
+    }
+
+    /// Writes one example `x` into `planes`, whose padding is zero.
+    fn split(&self, g: &Geometry, pad: (usize, usize), x: &[f32], planes: &mut [f32]) {
+        self.for_each_row(g, pad, |row, ix, at| {
+            let end = at - at % self.cols + self.cols;
+            gather(
+                &mut planes[at..end],
+                &x[row * g.w + ix..(row + 1) * g.w],
+                self.phases,
+            );
+        });
+    }
+
+    /// Reads one example's gradient `dx` back out of `planes`.
+    fn join(&self, g: &Geometry, pad: (usize, usize), planes: &[f32], dx: &mut [f32]) {
+        self.for_each_row(g, pad, |row, ix, at| {
+            let end = at - at % self.cols + self.cols;
+            scatter(
+                &mut dx[row * g.w + ix..(row + 1) * g.w],
+                &planes[at..end],
+                self.phases,
+            );
+        });
+    }
+}
+
+/// `dst[i] = src[i * step]` while both last.
+fn gather(dst: &mut [f32], src: &[f32], step: usize) {
+    match step {
+        1 => dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s),
+        // Pairs: the loop vectorises.
+        2 => {
+            let pairs = src.chunks_exact(2);
+            let (n, rest) = (pairs.len().min(dst.len()), pairs.remainder());
+            dst.iter_mut().zip(pairs).for_each(|(d, p)| *d = p[0]);
+            if let (Some(d), [last]) = (dst.get_mut(n), rest) {
+                *d = *last;
+            }
+        }
+        _ => dst
+            .iter_mut()
+            .zip(src.iter().step_by(step))
+            .for_each(|(d, s)| *d = *s),
+    }
+}
+
+/// `dst[i * step] = src[i]` while both last: the inverse of [`gather`].
+fn scatter(dst: &mut [f32], src: &[f32], step: usize) {
+    match step {
+        1 => dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s),
+        2 => {
+            let mut pairs = dst.chunks_exact_mut(2);
+            let n = pairs.len().min(src.len());
+            pairs.by_ref().zip(src).for_each(|(p, s)| p[0] = *s);
+            if let ([last], Some(s)) = (pairs.into_remainder(), src.get(n)) {
+                *last = *s;
+            }
+        }
+        _ => dst
+            .iter_mut()
+            .step_by(step)
+            .zip(src)
+            .for_each(|(d, s)| *d = *s),
     }
 }
 
@@ -345,15 +453,22 @@ impl CustomOp3 for Conv2dOp {
         let (x, w, b) = (f32_data(s1, l1)?, f32_data(s2, l2)?, f32_data(s3, l3)?);
         let (k, n) = (g.k, g.n());
         let threads = gemm_threads(g.batch);
+        let planes = self.planes(&g);
         let mut y = vec![0.0f32; g.batch * g.out * n];
         y.par_chunks_mut(g.out * n)
             .zip(x.par_chunks(g.in_len()))
             .for_each_init(
-                || vec![0.0f32; k * g.tile_rows() * g.ow],
-                |cols, (yb, xb)| {
+                || {
+                    (
+                        vec![0.0f32; planes.len(g.channels)],
+                        vec![0.0f32; k * g.tile_rows() * g.ow],
+                    )
+                },
+                |(xp, cols), (yb, xb)| {
+                    planes.split(&g, self.padding, xb, xp);
                     for rows in g.tiles() {
                         let tn = (rows.1 - rows.0) * g.ow;
-                        self.im2col(&g, xb, rows, &mut cols[..k * tn]);
+                        self.im2col(&g, (&planes, xp), rows, &mut cols[..k * tn]);
                         let dst = &mut yb[rows.0 * g.ow..];
                         matmul(
                             dst,
@@ -398,6 +513,8 @@ impl CustomOp3 for Conv2dOp {
                         let mut dx_chunks: Vec<&mut [f32]> = dx.chunks_mut(g.in_len()).collect();
                         dx_chunks.resize_with(g.batch, Default::default);
                         let tile = k * g.tile_rows() * g.ow;
+                        let planes = self.planes(&g);
+                        let plen = planes.len(g.channels);
                         xs.par_chunks(g.in_len())
                             .zip(dy.par_chunks(g.out * n))
                             .zip(y.par_chunks(g.out * n))
@@ -405,14 +522,23 @@ impl CustomOp3 for Conv2dOp {
                             .zip(db_per.par_chunks_mut(g.out))
                             .zip(dx_chunks)
                             .for_each_init(
-                                || {
-                                    (
-                                        Vec::new(),
-                                        vec![0.0f32; tile],
-                                        vec![0.0f32; if want_dx { tile } else { 0 }],
-                                    )
+                                || Scratch {
+                                    dpre: Vec::new(),
+                                    xp: vec![0.0f32; plen],
+                                    cols: vec![0.0f32; tile],
+                                    dxp: vec![0.0f32; if want_dx { plen } else { 0 }],
+                                    dcols: vec![0.0f32; if want_dx { tile } else { 0 }],
                                 },
-                                |(dpre, cols, dcols), (((((xb, dyb), yb), dwb), dbb), dxb)| {
+                                |scratch, (((((xb, dyb), yb), dwb), dbb), dxb)| {
+                                    let Scratch {
+                                        dpre,
+                                        xp,
+                                        cols,
+                                        dxp,
+                                        dcols,
+                                    } = scratch;
+                                    planes.split(&g, self.padding, xb, xp);
+                                    dxp.fill(0.0);
                                     // The gradient before the activation: dY * act'(y).
                                     let gb = if self.act == Activation::Identity {
                                         dyb
@@ -429,17 +555,29 @@ impl CustomOp3 for Conv2dOp {
                                     for (i, rows) in g.tiles().enumerate() {
                                         let tn = (rows.1 - rows.0) * g.ow;
                                         let cols = &mut cols[..k * tn];
-                                        self.im2col(&g, xb, rows, cols);
+                                        self.im2col(&g, (&planes, xp), rows, cols);
                                         let gt = Mat::new(&gb[rows.0 * g.ow..]).ld(n);
-                                        matmul(
-                                            dwb,
-                                            0,
-                                            gt,
-                                            Mat::t(cols),
-                                            (g.out, tn, k),
-                                            i > 0,
-                                            threads,
-                                        );
+                                        if g.out * k <= SMALL_WEIGHT_GRAD {
+                                            dispatch(WeightGrad {
+                                                dz: gb,
+                                                at: rows.0 * g.ow,
+                                                ld: n,
+                                                cols,
+                                                tn,
+                                                dw: dwb,
+                                                accumulate: i > 0,
+                                            });
+                                        } else {
+                                            matmul(
+                                                dwb,
+                                                0,
+                                                gt,
+                                                Mat::t(cols),
+                                                (g.out, tn, k),
+                                                i > 0,
+                                                threads,
+                                            );
+                                        }
                                         if want_dx {
                                             let dcols = &mut dcols[..k * tn];
                                             matmul(
@@ -451,8 +589,11 @@ impl CustomOp3 for Conv2dOp {
                                                 false,
                                                 threads,
                                             );
-                                            self.col2im(&g, dcols, rows, dxb);
+                                            self.col2im(&g, dcols, rows, (&planes, dxp));
                                         }
+                                    }
+                                    if want_dx {
+                                        planes.join(&g, self.padding, dxp, dxb);
                                     }
                                 },
                             );
@@ -473,6 +614,55 @@ impl CustomOp3 for Conv2dOp {
             Some(Tensor::from_vec(dw, w.shape(), w.device())?),
             Some(Tensor::from_vec(db, g.out, w.device())?),
         ))
+    }
+}
+
+/// Weight gradients up to this size (`out * k`) are register tiles of dot
+/// products: as a GEMM, AudioCnn's first layer (8 x 50, a long inner
+/// dimension) runs at a fifth of the kernels' speed. Past it GEMM wins: the
+/// third layer's (32 x 144) takes 5.7 ms as dot products, 4.2 as a GEMM
+/// (batch 16, 1 thread).
+const SMALL_WEIGHT_GRAD: usize = 1024;
+
+/// `dw (+)= dZ * cols^T` for one tile of one example, `dZ` `[out, tn]` (rows
+/// `ld` apart, from `at`), `cols` `[k, tn]`, `dw` `[out, k]`: dot products
+/// over the tile's positions in 4 x 3 register tiles. As a matrix product
+/// it is small (8 x 50 for the first AudioCnn layer) with a long inner
+/// dimension, where GEMM kernels run at a fifth of their speed.
+struct WeightGrad<'a> {
+    dz: &'a [f32],
+    at: usize,
+    ld: usize,
+    cols: &'a [f32],
+    tn: usize,
+    dw: &'a mut [f32],
+    accumulate: bool,
+}
+
+impl Kernel for WeightGrad<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) {
+        const TILE: (usize, usize) = (4, 3);
+        let k = self.cols.len() / self.tn;
+        let out = self.dw.len() / k;
+        for o0 in (0..out).step_by(TILE.0) {
+            let a_at = std::array::from_fn(|r| self.at + (o0 + r).min(out - 1) * self.ld);
+            for t0 in (0..k).step_by(TILE.1) {
+                let b_at = std::array::from_fn(|i| (t0 + i).min(k - 1) * self.tn);
+                let acc = simd.dot_tile::<{ TILE.0 }, { TILE.1 }>(
+                    (self.dz, a_at),
+                    (self.cols, b_at),
+                    self.tn,
+                );
+                for (r, acc) in acc.iter().enumerate().take(out - o0) {
+                    let dw = &mut self.dw[(o0 + r) * k + t0..];
+                    for (d, a) in dw.iter_mut().zip(acc).take(k - t0) {
+                        *d = if self.accumulate { *d + a } else { *a };
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -40,6 +40,7 @@ mod crnn;
 mod dropout;
 mod error;
 mod init;
+mod kernels;
 mod linear;
 mod loss;
 mod model;

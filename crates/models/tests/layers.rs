@@ -23,7 +23,15 @@ fn vals(t: &Tensor) -> Vec<f32> {
 
 #[test]
 fn conv_forward_and_gradients_equal_the_direct_definition() {
-    let (b, c, h, w, o) = (2usize, 3usize, 7usize, 9usize, 4usize);
+    // Small layers take the register-tile path, larger ones the GEMM path;
+    // 10 outputs fill one tile of 8 and part of a second.
+    for (c, o) in [(3usize, 4usize), (2, 10), (8, 20)] {
+        conv_case(c, o);
+    }
+}
+
+fn conv_case(c: usize, o: usize) {
+    let (b, h, w) = (2usize, 7usize, 9usize);
     for (k, s, p) in [
         ((3, 3), 1, 0),
         ((3, 3), 2, 1),
@@ -125,7 +133,7 @@ fn conv_forward_and_gradients_equal_the_direct_definition() {
                 for (a, e) in got.iter().zip(want) {
                     assert!(
                         (*a as f64 - e).abs() < TOL,
-                        "{what} k{k:?} s{s} p{p} {act:?}: {a} vs {e}"
+                        "{what} c{c} o{o} k{k:?} s{s} p{p} {act:?}: {a} vs {e}"
                     );
                 }
             };

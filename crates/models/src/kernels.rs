@@ -1,0 +1,201 @@
+//! Register-blocked dot products for the convolution's weight gradient:
+//! AVX2 + FMA intrinsics where the CPU has them (chosen at run time),
+//! portable loops elsewhere.
+//!
+//! This module holds the crate's only `unsafe` outside the matrix product:
+//! calling functions compiled for CPU features the baseline lacks, right
+//! after checking for them, and the intrinsics' pointer loads, each from a
+//! slice checked to hold it.
+
+/// Values per vector register (AVX2: 8 f32).
+pub(crate) const LANES: usize = 8;
+
+/// The inner loop, for one instruction set.
+pub(crate) trait Simd: Copy {
+    /// `R x T` dot products of `len` values: `out[r][t] = sum_j a[a_at[r] +
+    /// j] * b[b_at[t] + j]`, in `R x T` vector accumulators.
+    ///
+    /// # Panics
+    /// If a read leaves `a` or `b`.
+    fn dot_tile<const R: usize, const T: usize>(
+        self,
+        a: (&[f32], [usize; R]),
+        b: (&[f32], [usize; T]),
+        len: usize,
+    ) -> [[f32; T]; R];
+}
+
+/// Work generic over the instruction set, run by [`dispatch`].
+pub(crate) trait Kernel {
+    /// What the work returns.
+    type Output;
+    /// Does the work. Must be `#[inline(always)]`, and so must what it
+    /// calls, so that it is compiled into [`dispatch`]'s AVX2 copy, where the
+    /// AVX2 inner loops inline.
+    fn run<S: Simd>(self, simd: S) -> Self::Output;
+}
+
+/// Runs `kernel` with the AVX2 + FMA loops where the CPU has both, else
+/// with the portable ones.
+#[inline]
+pub(crate) fn dispatch<K: Kernel>(kernel: K) -> K::Output {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        fn run_avx2<K: Kernel>(kernel: K) -> K::Output {
+            kernel.run(x86::Avx2 { _detected: () })
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: `run_avx2` only needs AVX2 and FMA, both detected above.
+        return unsafe { run_avx2(kernel) };
+    }
+    kernel.run(Portable)
+}
+
+/// Plain Rust loops over lane arrays, for any CPU.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Portable;
+
+impl Simd for Portable {
+    #[inline(always)]
+    fn dot_tile<const R: usize, const T: usize>(
+        self,
+        (a, a_at): (&[f32], [usize; R]),
+        (b, b_at): (&[f32], [usize; T]),
+        len: usize,
+    ) -> [[f32; T]; R] {
+        a_at.map(|at| {
+            let x = &a[at..][..len];
+            b_at.map(|bt| {
+                let y = &b[bt..][..len];
+                let (xs, ys) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+                let tail: f32 = (xs.remainder().iter().zip(ys.remainder()))
+                    .map(|(x, y)| x * y)
+                    .sum();
+                let mut acc = [0.0f32; LANES];
+                for (x, y) in xs.zip(ys) {
+                    for ((a, x), y) in acc.iter_mut().zip(x).zip(y) {
+                        *a += x * y;
+                    }
+                }
+                acc.iter().sum::<f32>() + tail
+            })
+        })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86 {
+    //! The inner loops with AVX2 and FMA intrinsics: the accumulators are
+    //! vector values, so they stay in registers.
+
+    use std::arch::x86_64::{
+        _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+
+    use super::{LANES, Simd};
+
+    /// Proof that the CPU has AVX2 and FMA: only [`super::dispatch`] makes one.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct Avx2 {
+        pub(super) _detected: (),
+    }
+
+    impl Simd for Avx2 {
+        #[inline(always)]
+        fn dot_tile<const R: usize, const T: usize>(
+            self,
+            a: (&[f32], [usize; R]),
+            b: (&[f32], [usize; T]),
+            len: usize,
+        ) -> [[f32; T]; R] {
+            // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
+            unsafe { dot_tile(a, b, len) }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::needless_range_loop)]
+    fn dot_tile<const R: usize, const T: usize>(
+        (a, a_at): (&[f32], [usize; R]),
+        (b, b_at): (&[f32], [usize; T]),
+        len: usize,
+    ) -> [[f32; T]; R] {
+        let mut av = [a; R];
+        for r in 0..R {
+            av[r] = &a[a_at[r]..][..len];
+        }
+        let mut bv = [b; T];
+        for t in 0..T {
+            bv[t] = &b[b_at[t]..][..len];
+        }
+        // `[t][r]`: each `b` vector is loaded once and used `R` times.
+        let mut acc = [[_mm256_setzero_ps(); R]; T];
+        let full = len / LANES * LANES;
+        for j in (0..full).step_by(LANES) {
+            let mut x = [_mm256_setzero_ps(); R];
+            for r in 0..R {
+                // SAFETY: every slice holds `len` values and `j + LANES <= len`.
+                x[r] = unsafe { _mm256_loadu_ps(av[r].as_ptr().add(j)) };
+            }
+            for t in 0..T {
+                // SAFETY: as above.
+                let y = unsafe { _mm256_loadu_ps(bv[t].as_ptr().add(j)) };
+                for r in 0..R {
+                    acc[t][r] = _mm256_fmadd_ps(x[r], y, acc[t][r]);
+                }
+            }
+        }
+        let mut out = [[0.0f32; T]; R];
+        let mut lanes = [0.0f32; LANES];
+        for t in 0..T {
+            for r in 0..R {
+                // SAFETY: `lanes` holds the 8 values written.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[t][r]) };
+                let tail: f32 = (full..len).map(|j| av[r][j] * bv[t][j]).sum();
+                out[r][t] = lanes.iter().sum::<f32>() + tail;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Copy)]
+    struct Dot<'a>(&'a [f32], &'a [f32]);
+
+    impl Kernel for Dot<'_> {
+        type Output = [[f32; 3]; 2];
+        #[inline(always)]
+        fn run<S: Simd>(self, simd: S) -> Self::Output {
+            simd.dot_tile::<2, 3>((self.0, [0, 5]), (self.1, [1, 2, 7]), 19)
+        }
+    }
+
+    fn seq(n: usize) -> Vec<f32> {
+        (0..n).map(|i| (i as f32 * 0.37).sin()).collect()
+    }
+
+    /// Both instruction sets: what this CPU dispatches to, and the portable loops.
+    fn both<K: Kernel + Copy>(kernel: K) -> [K::Output; 2] {
+        [dispatch(kernel), kernel.run(Portable)]
+    }
+
+    #[test]
+    fn dot_tile_sums_products_tail_included() {
+        let (a, b) = (seq(60), seq(80));
+        for got in both(Dot(&a, &b)) {
+            for (r, ra) in [0usize, 5].into_iter().enumerate() {
+                for (t, tb) in [1usize, 2, 7].into_iter().enumerate() {
+                    let want: f32 = (0..19).map(|j| a[ra + j] * b[tb + j]).sum();
+                    assert!((got[r][t] - want).abs() < 1e-4, "{r} {t}");
+                }
+            }
+        }
+    }
+}
