@@ -94,7 +94,7 @@ pub(crate) use with_act;
 /// loops that use it vectorise (libm's `expm1f` took an eighth of a CRNN
 /// training step). Cody-Waite reduction to `[-ln2/2, ln2/2]` and Cephes'
 /// degree-6 polynomial.
-#[inline]
+#[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;

@@ -9,6 +9,7 @@
 //! candle-nn's composition of tensor ops makes about ten.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, Var};
@@ -16,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::activation::{Act, with_act};
 use crate::cpu::{f32_data, lane_sums, with_f32};
+use crate::kernels::{Kernel, Simd, dispatch};
 use crate::{Activation, Init, ParamBuilder, Result};
 
 /// Options of a [`BatchNorm`].
@@ -251,24 +253,10 @@ impl BatchNormOp {
                 let stats: Vec<BatchStat> = (0..d.c)
                     .into_par_iter()
                     .map(|c| {
-                        // Sums of `x - k`, with `k` the mean of the first
-                        // slice: close to the batch mean, so the variance
-                        // does not cancel, and one pass over the channel.
-                        let first = d.channel(x, c).next().unwrap_or_default();
-                        let k = (lane_sums(first.len(), |i| [first[i]])[0]
-                            / first.len().max(1) as f64) as f32;
-                        let [s1, s2] = d
-                            .channel(x, c)
-                            .map(|v| {
-                                lane_sums(v.len(), |i| {
-                                    let e = v[i] - k;
-                                    [e, e * e]
-                                })
-                            })
-                            .fold([0.0, 0.0], |[a, b], [s1, s2]| [a + s1, b + s2]);
+                        let [k, s1, s2] = dispatch(ChannelSums { d, x, c });
                         let shift = s1 / count;
                         BatchStat {
-                            mean: k as f64 + shift,
+                            mean: k + shift,
                             var: s2 / count - shift * shift,
                         }
                     })
@@ -307,13 +295,11 @@ impl CustomOp3 for BatchNormOp {
                 .zip(x.par_chunks(d.s))
                 .enumerate()
                 .with_min_len(64)
-                .for_each(|(i, (yc, xc))| {
+                .for_each(|(i, (y, x))| {
                     let c = i % d.c;
                     let (mean, inv) = norm[c];
                     let (scale, shift) = (gamma[c] * inv, beta[c] - mean * gamma[c] * inv);
-                    for (y, x) in yc.iter_mut().zip(xc) {
-                        *y = A::apply(x * scale + shift);
-                    }
+                    dispatch(Normalise::<A> { y, x, scale, shift, act: PhantomData });
                 })
         });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -376,9 +362,13 @@ fn backward<A: Act>(
             (0..d.n).fold((0.0, 0.0), |(sg, sgx), b| {
                 let at = (b * d.c + c) * d.s;
                 let (g, y, x) = (&g[at..][..d.s], &y[at..][..d.s], &x[at..][..d.s]);
-                let [dz, dzx] = lane_sums(d.s, |i| {
-                    let dz = g[i] * A::grad(y[i]);
-                    [dz, dz * (x[i] - mean) * inv]
+                let [dz, dzx] = dispatch(GradSums::<A> {
+                    g,
+                    y,
+                    x,
+                    mean,
+                    inv,
+                    act: PhantomData,
                 });
                 (sg + dz, sgx + dzx)
             })
@@ -389,24 +379,124 @@ fn backward<A: Act>(
     dx.par_chunks_mut(d.s)
         .enumerate()
         .with_min_len(64)
-        .for_each(|(chunk, dxc)| {
+        .for_each(|(chunk, dx)| {
             let c = chunk % d.c;
             let (mean, inv) = norm[c];
-            let k = gamma[c] * inv;
             let at = chunk * d.s;
             let (g, y, x) = (&g[at..][..d.s], &y[at..][..d.s], &x[at..][..d.s]);
-            if batch {
-                let (mean_g, mean_gx) = ((sums[c].0 / count) as f32, (sums[c].1 / count) as f32);
-                for (i, v) in dxc.iter_mut().enumerate() {
-                    *v = k * (g[i] * A::grad(y[i]) - mean_g - (x[i] - mean) * inv * mean_gx);
-                }
+            // With fixed statistics, the input does not move them.
+            let (mean_g, mean_gx) = if batch {
+                ((sums[c].0 / count) as f32, (sums[c].1 / count) as f32)
             } else {
-                for (i, v) in dxc.iter_mut().enumerate() {
-                    *v = k * g[i] * A::grad(y[i]);
-                }
-            }
+                (0.0, 0.0)
+            };
+            dispatch(InputGrad::<A> {
+                dx,
+                g,
+                y,
+                x,
+                k: gamma[c] * inv,
+                xhat: (mean, inv),
+                means: (mean_g, mean_gx),
+                act: PhantomData,
+            });
         });
     let dgamma = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta = sums.iter().map(|s| s.0 as f32).collect();
     (dx, dgamma, dbeta)
+}
+
+/// One channel's `[k, sum(x - k), sum((x - k)^2)]`, `k` the mean of its
+/// first slice: close to the batch mean, so the variance does not cancel,
+/// and one pass over the channel.
+struct ChannelSums<'a> {
+    d: Dims,
+    x: &'a [f32],
+    c: usize,
+}
+
+impl Kernel for ChannelSums<'_> {
+    type Output = [f64; 3];
+    #[inline(always)]
+    fn run<S: Simd>(self, _: S) -> [f64; 3] {
+        let first = self.d.channel(self.x, self.c).next().unwrap_or_default();
+        let k = (lane_sums([first], |[v]| [v])[0] / first.len().max(1) as f64) as f32;
+        let [s1, s2] = self
+            .d
+            .channel(self.x, self.c)
+            .map(|v| {
+                lane_sums([v], |[v]| {
+                    let e = v - k;
+                    [e, e * e]
+                })
+            })
+            .fold([0.0, 0.0], |[a, b], [s1, s2]| [a + s1, b + s2]);
+        [k as f64, s1, s2]
+    }
+}
+
+/// `y = act(x * scale + shift)` over one slice.
+struct Normalise<'a, A> {
+    y: &'a mut [f32],
+    x: &'a [f32],
+    scale: f32,
+    shift: f32,
+    act: PhantomData<A>,
+}
+
+impl<A: Act> Kernel for Normalise<'_, A> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, _: S) {
+        for (y, x) in self.y.iter_mut().zip(self.x) {
+            *y = A::apply(x * self.scale + self.shift);
+        }
+    }
+}
+
+/// Over one slice, the sums of `dz` and of `dz * xhat`, `dz = g * act'(y)`
+/// the gradient before the activation and `xhat = (x - mean) * inv`.
+struct GradSums<'a, A> {
+    g: &'a [f32],
+    y: &'a [f32],
+    x: &'a [f32],
+    mean: f32,
+    inv: f32,
+    act: PhantomData<A>,
+}
+
+impl<A: Act> Kernel for GradSums<'_, A> {
+    type Output = [f64; 2];
+    #[inline(always)]
+    fn run<S: Simd>(self, _: S) -> [f64; 2] {
+        lane_sums([self.g, self.y, self.x], |[g, y, x]| {
+            let dz = g * A::grad(y);
+            [dz, dz * (x - self.mean) * self.inv]
+        })
+    }
+}
+
+/// Over one slice, `dx = k * (dz - mean_g - xhat * mean_gx)` with `dz`
+/// and `xhat` as in [`GradSums`], `xhat = (x - mean) * inv`.
+struct InputGrad<'a, A> {
+    dx: &'a mut [f32],
+    g: &'a [f32],
+    y: &'a [f32],
+    x: &'a [f32],
+    k: f32,
+    xhat: (f32, f32),
+    means: (f32, f32),
+    act: PhantomData<A>,
+}
+
+impl<A: Act> Kernel for InputGrad<'_, A> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, _: S) {
+        let ((mean, inv), (mean_g, mean_gx)) = (self.xhat, self.means);
+        let inputs = self.g.iter().zip(self.y).zip(self.x);
+        for (v, ((g, y), x)) in self.dx.iter_mut().zip(inputs) {
+            *v = self.k * (g * A::grad(*y) - mean_g - (x - mean) * inv * mean_gx);
+        }
+    }
 }

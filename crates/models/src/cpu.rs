@@ -148,24 +148,29 @@ pub(crate) fn matmul(
     }
 }
 
-/// The `N` sums `sum_i f(i)[k]` over `0..n`, accumulated in eight f32 lanes
-/// each so the loop vectorises, and returned as f64 for the caller to
-/// combine slices. One pass computes all `N`.
-#[inline]
-pub(crate) fn lane_sums<const N: usize>(n: usize, f: impl Fn(usize) -> [f32; N]) -> [f64; N] {
-    let mut acc = [[0.0f32; 8]; N];
+/// The `N` sums `sum_i f([inputs[0][i], .., inputs[M - 1][i]])[k]` over the
+/// length of `inputs[0]` (the others at least as long), accumulated in
+/// eight f32 lanes each so the loop vectorises, and returned as f64 for the
+/// caller to combine slices. One pass computes all `N`.
+#[inline(always)]
+pub(crate) fn lane_sums<const M: usize, const N: usize>(
+    inputs: [&[f32]; M],
+    f: impl Fn([f32; M]) -> [f32; N],
+) -> [f64; N] {
+    let n = inputs.first().map_or(0, |s| s.len());
     let full = n / 8 * 8;
+    let mut acc = [[0.0f32; 8]; N];
     for base in (0..full).step_by(8) {
+        let chunks = inputs.map(|s| &s[base..base + 8]);
         for lane in 0..8 {
-            let v = f(base + lane);
-            for (a, v) in acc.iter_mut().zip(v) {
+            for (a, v) in acc.iter_mut().zip(f(chunks.map(|c| c[lane]))) {
                 a[lane] += v;
             }
         }
     }
     let mut out = acc.map(|a| a.iter().map(|&v| v as f64).sum::<f64>());
     for i in full..n {
-        for (o, v) in out.iter_mut().zip(f(i)) {
+        for (o, v) in out.iter_mut().zip(f(inputs.map(|s| s[i]))) {
             *o += v as f64;
         }
     }

@@ -1,5 +1,7 @@
-//! Register-blocked dot products for the convolution's weight gradient:
-//! AVX2 + FMA intrinsics where the CPU has them (chosen at run time),
+//! Runtime CPU dispatch: [`dispatch`] runs a [`Kernel`] compiled with AVX2
+//! and FMA where the CPU has both (so batch norm's loops vectorise 8 wide),
+//! and hands it a [`Simd`] token whose register-blocked dot products (the
+//! convolution's small weight gradients) use AVX2 + FMA intrinsics there,
 //! portable loops elsewhere.
 //!
 //! This module holds the crate's only `unsafe` outside the matrix product:
