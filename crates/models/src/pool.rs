@@ -9,6 +9,8 @@
 //! first maximum of its window in row-major order, and average pooling gives
 //! every covered element `grad / (kh * kw)`.
 
+use std::sync::{Arc, Mutex};
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -22,11 +24,15 @@ enum Kind {
 }
 
 /// A pooling window: kernel and stride per axis, PyTorch floor mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct Pool {
     kind: Kind,
     kernel: (usize, usize),
     stride: (usize, usize),
+    /// Max pooling whose gradient is wanted: the forward pass records here,
+    /// per output, the index of its maximum within its plane, so the
+    /// backward pass is a scatter (PyTorch's `max_pool2d_with_indices`).
+    argmax: Option<Arc<Mutex<Vec<u32>>>>,
 }
 
 /// `[N, C, H, W]` dims of a pooling input and its output size.
@@ -38,6 +44,16 @@ struct Geometry {
     ow: usize,
 }
 
+/// `a` comes before `b` as a maximum: greater, or NaN where `b` is not.
+fn beats(a: f32, b: f32) -> bool {
+    a > b || (a.is_nan() && !b.is_nan())
+}
+
+/// `a` and `b` are the same maximum: equal, or both NaN.
+fn ties(a: f32, b: f32) -> bool {
+    a == b || (a.is_nan() && b.is_nan())
+}
+
 impl Pool {
     fn geometry(&self, layout: &Layout) -> Result<Geometry> {
         let &[n, c, h, w] = layout.dims() else {
@@ -46,6 +62,9 @@ impl Pool {
         let ((kh, kw), (sh, sw)) = (self.kernel, self.stride);
         if h < kh || w < kw {
             candle_core::bail!("pooling kernel {kh}x{kw} is larger than the {h}x{w} input");
+        }
+        if u32::try_from(h * w).is_err() {
+            candle_core::bail!("pooling planes of {h}x{w} values are too large");
         }
         Ok(Geometry {
             planes: n * c,
@@ -56,21 +75,61 @@ impl Pool {
         })
     }
 
-    /// The flat index (within its plane) each output reads: the first
-    /// maximum of its window for max pooling.
-    fn argmax(&self, plane: &[f32], g: &Geometry, oy: usize, ox: usize) -> usize {
+    /// Max pooling of one plane into `out`, and each output's index into
+    /// `argmax`: the first maximum of its window in row-major order (NaN
+    /// counts as the largest). First each column's maximum over the
+    /// window's rows, for a whole output row at once (the loop vectorises),
+    /// then the best of the window's columns.
+    fn max_plane(
+        &self,
+        g: &Geometry,
+        plane: &[f32],
+        (col_max, col_row): (&mut [f32], &mut [u32]),
+        out: &mut [f32],
+        mut argmax: Option<&mut [u32]>,
+    ) {
         let ((kh, kw), (sh, sw)) = (self.kernel, self.stride);
-        let mut best = (oy * sh) * g.w + ox * sw;
-        for y in oy * sh..oy * sh + kh {
-            for x in ox * sw..ox * sw + kw {
-                // Strictly greater keeps the first maximum; NaN wins, as in PyTorch.
-                let v = plane[y * g.w + x];
-                if v > plane[best] || v.is_nan() && !plane[best].is_nan() {
-                    best = y * g.w + x;
+        // Columns some window covers.
+        let width = (g.ow - 1) * sw + kw;
+        let (col_max, col_row) = (&mut col_max[..width], &mut col_row[..width]);
+        for oy in 0..g.oh {
+            let y0 = oy * sh;
+            col_max.copy_from_slice(&plane[y0 * g.w..][..width]);
+            col_row.fill(y0 as u32);
+            for y in y0 + 1..y0 + kh {
+                let row = &plane[y * g.w..][..width];
+                for ((m, r), &v) in col_max.iter_mut().zip(col_row.iter_mut()).zip(row) {
+                    let take = beats(v, *m);
+                    *m = if take { v } else { *m };
+                    *r = if take { y as u32 } else { *r };
+                }
+            }
+            for ox in 0..g.ow {
+                let x0 = ox * sw;
+                let (mut best, mut at) = (col_max[x0], (col_row[x0], x0));
+                for x in x0 + 1..x0 + kw {
+                    let (v, r) = (col_max[x], col_row[x]);
+                    // An equal maximum in an earlier row comes first.
+                    if beats(v, best) || ties(v, best) && r < at.0 {
+                        (best, at) = (v, (r, x));
+                    }
+                }
+                out[oy * g.ow + ox] = best;
+                if let Some(argmax) = argmax.as_deref_mut() {
+                    argmax[oy * g.ow + ox] = at.0 * g.w as u32 + at.1 as u32;
                 }
             }
         }
-        best
+    }
+
+    fn avg_plane(&self, g: &Geometry, plane: &[f32], out: &mut [f32]) {
+        let ((kh, kw), (sh, sw)) = (self.kernel, self.stride);
+        let scale = 1.0 / (kh * kw) as f32;
+        for (i, o) in out.iter_mut().enumerate() {
+            let (oy, ox) = (i / g.ow, i % g.ow);
+            let rows = (oy * sh..oy * sh + kh).map(|y| &plane[y * g.w + ox * sw..][..kw]);
+            *o = rows.flatten().sum::<f32>() * scale;
+        }
     }
 }
 
@@ -85,24 +144,24 @@ impl CustomOp1 for Pool {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_data(storage, layout)?;
         let g = self.geometry(layout)?;
-        let ((kh, kw), (sh, sw)) = (self.kernel, self.stride);
-        let scale = 1.0 / (kh * kw) as f32;
-        let mut out = vec![0.0f32; g.planes * g.oh * g.ow];
-        out.par_chunks_mut(g.oh * g.ow)
-            .zip(x.par_chunks(g.h * g.w))
-            .for_each(|(oplane, plane)| {
-                for (i, o) in oplane.iter_mut().enumerate() {
-                    let (oy, ox) = (i / g.ow, i % g.ow);
-                    *o = match self.kind {
-                        Kind::Max => plane[self.argmax(plane, &g, oy, ox)],
-                        Kind::Avg => {
-                            let rows =
-                                (oy * sh..oy * sh + kh).map(|y| &plane[y * g.w + ox * sw..][..kw]);
-                            rows.flatten().sum::<f32>() * scale
-                        }
-                    };
-                }
-            });
+        let n = g.oh * g.ow;
+        let mut out = vec![0.0f32; g.planes * n];
+        let planes = out.par_chunks_mut(n).zip(x.par_chunks(g.h * g.w));
+        match (self.kind, &self.argmax) {
+            (Kind::Avg, _) => planes.for_each(|(o, plane)| self.avg_plane(&g, plane, o)),
+            (Kind::Max, None) => planes.for_each_init(
+                || (vec![0.0f32; g.w], vec![0u32; g.w]),
+                |(m, r), (o, plane)| self.max_plane(&g, plane, (m, r), o, None),
+            ),
+            (Kind::Max, Some(record)) => {
+                let mut argmax = vec![0u32; g.planes * n];
+                planes.zip(argmax.par_chunks_mut(n)).for_each_init(
+                    || (vec![0.0f32; g.w], vec![0u32; g.w]),
+                    |(m, r), ((o, plane), a)| self.max_plane(&g, plane, (m, r), o, Some(a)),
+                );
+                *record.lock().unwrap_or_else(|e| e.into_inner()) = argmax;
+            }
+        }
         let dims = layout.dims();
         Ok((
             CpuStorage::F32(out),
@@ -111,7 +170,7 @@ impl CustomOp1 for Pool {
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let grad = arg.apply_op2_no_bwd(&grad_res.contiguous()?, &PoolBackward(*self))?;
+        let grad = arg.apply_op2_no_bwd(&grad_res.contiguous()?, &PoolBackward(self.clone()))?;
         Ok(Some(grad))
     }
 }
@@ -131,33 +190,44 @@ impl CustomOp2 for PoolBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let pool = self.0;
+        let pool = &self.0;
         let (x, dy) = (f32_data(s1, l1)?, f32_data(s2, l2)?);
         let g = pool.geometry(l1)?;
         let ((kh, kw), (sh, sw)) = (pool.kernel, pool.stride);
-        let scale = 1.0 / (kh * kw) as f32;
+        let n = g.oh * g.ow;
         let mut dx = vec![0.0f32; x.len()];
-        let planes = x
-            .par_chunks(g.h * g.w)
-            .zip(dy.par_chunks(g.oh * g.ow))
-            .zip(dx.par_chunks_mut(g.h * g.w));
-        planes.for_each(|((plane, dplane), dxplane)| {
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let d = dplane[oy * g.ow + ox];
-                    match pool.kind {
-                        Kind::Max => dxplane[pool.argmax(plane, &g, oy, ox)] += d,
-                        Kind::Avg => {
-                            for y in oy * sh..oy * sh + kh {
-                                dxplane[y * g.w + ox * sw..][..kw]
-                                    .iter_mut()
-                                    .for_each(|v| *v += d * scale);
-                            }
+        let planes = dy.par_chunks(n).zip(dx.par_chunks_mut(g.h * g.w));
+        match (pool.kind, &pool.argmax) {
+            (Kind::Max, Some(record)) => {
+                let argmax = record.lock().unwrap_or_else(|e| e.into_inner());
+                if argmax.len() != dy.len() {
+                    candle_core::bail!("max pooling backward without its forward pass");
+                }
+                planes
+                    .zip(argmax.par_chunks(n))
+                    .for_each(|((dplane, dxplane), idx)| {
+                        for (&d, &i) in dplane.iter().zip(idx) {
+                            dxplane[i as usize] += d;
+                        }
+                    });
+            }
+            (Kind::Max, None) => {
+                candle_core::bail!("max pooling backward without recorded maxima")
+            }
+            (Kind::Avg, _) => {
+                let scale = 1.0 / (kh * kw) as f32;
+                planes.for_each(|(dplane, dxplane)| {
+                    for (i, &d) in dplane.iter().enumerate() {
+                        let (oy, ox) = (i / g.ow, i % g.ow);
+                        for y in oy * sh..oy * sh + kh {
+                            dxplane[y * g.w + ox * sw..][..kw]
+                                .iter_mut()
+                                .for_each(|v| *v += d * scale);
                         }
                     }
-                }
+                });
             }
-        });
+        }
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -192,9 +262,11 @@ fn pool(x: &Tensor, kind: Kind, kernel: (usize, usize), stride: (usize, usize)) 
     if kernel.0 == 0 || kernel.1 == 0 || stride.0 == 0 || stride.1 == 0 {
         candle_core::bail!("pooling kernel {kernel:?} and stride {stride:?} must be positive");
     }
+    let argmax = (kind == Kind::Max && x.track_op()).then(Default::default);
     x.contiguous()?.apply_op1(Pool {
         kind,
         kernel,
         stride,
+        argmax,
     })
 }

@@ -141,3 +141,29 @@ fn bad_inputs_are_errors() {
             .contains("[N, C, H, W]")
     );
 }
+
+/// A NaN is the maximum of its window, and the first maximum in row-major
+/// order takes the window's gradient, whichever column it is in. Pooling
+/// without a gradient (no maxima recorded) gives the same output.
+#[test]
+fn nan_is_the_maximum_and_the_first_one_takes_the_gradient() {
+    let nan = f32::NAN;
+    #[rustfmt::skip]
+    let x = vec![
+        1.0, 9.0, 2.0,   0.0, 0.0, 0.0,
+        nan, 3.0, nan,   4.0, 4.0, 1.0,
+        5.0, nan, 8.0,   4.0, 2.0, 4.0,
+    ];
+    let x = Tensor::from_vec(x, (1, 1, 3, 6), &Device::Cpu).unwrap();
+    let w = Tensor::from_vec(vec![1.0f32, 10.0], (1, 1, 1, 2), &Device::Cpu).unwrap();
+    let (y, dx) = run(max_pool2d, &x, &w, 3);
+    let y = values(&y);
+    assert!(y[0].is_nan());
+    assert_eq!(y[1], 4.0);
+    let mut want = vec![0.0f32; 18];
+    want[6] = 1.0; // the first NaN: row 1, column 0
+    want[9] = 10.0; // the first 4: row 1, column 3, before row 1, column 4
+    assert_eq!(values(&dx), want);
+    let eval = values(&max_pool2d(&x, 3, 3).unwrap());
+    assert!(eval[0].is_nan() && eval[1] == 4.0);
+}
