@@ -45,13 +45,16 @@ struct Geometry {
 }
 
 /// `a` comes before `b` as a maximum: greater, or NaN where `b` is not.
+/// Without short-circuits, so loops over it vectorise.
+#[inline(always)]
 fn beats(a: f32, b: f32) -> bool {
-    a > b || (a.is_nan() && !b.is_nan())
+    (a > b) | (a.is_nan() & !b.is_nan())
 }
 
 /// `a` and `b` are the same maximum: equal, or both NaN.
+#[inline(always)]
 fn ties(a: f32, b: f32) -> bool {
-    a == b || (a.is_nan() && b.is_nan())
+    (a == b) | (a.is_nan() & b.is_nan())
 }
 
 impl Pool {
@@ -110,9 +113,10 @@ impl Pool {
                 for x in x0 + 1..x0 + kw {
                     let (v, r) = (col_max[x], col_row[x]);
                     // An equal maximum in an earlier row comes first.
-                    if beats(v, best) || ties(v, best) && r < at.0 {
-                        (best, at) = (v, (r, x));
-                    }
+                    // Selects, not a branch: maxima are unpredictable.
+                    let take = beats(v, best) | (ties(v, best) & (r < at.0));
+                    best = if take { v } else { best };
+                    at = if take { (r, x) } else { at };
                 }
                 out[oy * g.ow + ox] = best;
                 if let Some(argmax) = argmax.as_deref_mut() {
