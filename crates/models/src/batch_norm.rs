@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, Var};
 use rayon::prelude::*;
 
-use crate::activation::{Act, with_act};
+use crate::activation::{Act, IdentityAct, with_act};
 use crate::cpu::{f32_data, lane_sums, with_f32};
 use crate::kernels::{Kernel, Simd, dispatch};
 use crate::{Activation, Init, ParamBuilder, Result};
@@ -109,6 +109,43 @@ impl BatchNorm {
     /// # Errors
     /// As [`forward_t`](Self::forward_t).
     pub fn forward_act(&self, x: &Tensor, train: bool, act: Activation) -> Result<Tensor> {
+        self.apply(x, train, act, None)
+    }
+
+    /// [`forward_act`](Self::forward_act) followed by max pooling with a
+    /// square `kernel` and stride (PyTorch floor mode), in one op: the
+    /// activations are pooled as they are computed and never stored, and
+    /// the backward pass takes the pooled gradient straight back through
+    /// each window's maximum. Same results as the two layers, with a tenth
+    /// of the memory traffic for a 3x3 window.
+    ///
+    /// # Errors
+    /// As [`forward_t`](Self::forward_t), an input that is not 4-D, or a
+    /// kernel larger than the input.
+    pub fn forward_act_max_pool(
+        &self,
+        x: &Tensor,
+        train: bool,
+        act: Activation,
+        kernel: usize,
+    ) -> Result<Tensor> {
+        if x.rank() != 4 {
+            return Err(crate::Error::Layer(format!(
+                "batch norm with pooling expects [N, C, H, W], got {:?}",
+                x.dims()
+            )));
+        }
+        let pool = crate::pool::Pool::max(kernel, x.track_op());
+        self.apply(x, train, act, Some(pool))
+    }
+
+    fn apply(
+        &self,
+        x: &Tensor,
+        train: bool,
+        act: Activation,
+        pool: Option<crate::pool::Pool>,
+    ) -> Result<Tensor> {
         let channels = self.weight.elem_count();
         if x.rank() < 2 || x.dim(1)? != channels {
             return Err(crate::Error::Layer(format!(
@@ -139,6 +176,7 @@ impl BatchNorm {
             eps: self.config.eps,
             act,
             stats: stats.clone(),
+            pool,
         };
         let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
         if let Stats::Batch(batch) = stats {
@@ -216,6 +254,8 @@ struct BatchNormOp {
     eps: f64,
     act: Activation,
     stats: Stats,
+    /// Max pooling of the activations, fused.
+    pool: Option<crate::pool::Pool>,
 }
 
 /// `[N, C, S]` view of the input.
@@ -289,6 +329,19 @@ impl CustomOp3 for BatchNormOp {
         let d = Dims::of(l1.dims());
         let (x, gamma, beta) = (f32_data(s1, l1)?, f32_data(s2, l2)?, f32_data(s3, l3)?);
         let norm = self.normalisers(d, x);
+        let affine = |c: usize| {
+            let (mean, inv) = norm[c];
+            (gamma[c] * inv, beta[c] - mean * gamma[c] * inv)
+        };
+        if let Some(pool) = &self.pool {
+            return with_act!(self.act, A => {
+                let map = |i: usize, x: &[f32], y: &mut [f32]| {
+                    let (scale, shift) = affine(i % d.c);
+                    dispatch(Normalise::<A> { y, x, scale, shift, act: PhantomData });
+                };
+                pool.max_pool_planes(l1, x, Some(&map))
+            });
+        }
         let mut y = vec![0.0f32; x.len()];
         with_act!(self.act, A => {
             y.par_chunks_mut(d.s)
@@ -296,9 +349,7 @@ impl CustomOp3 for BatchNormOp {
                 .enumerate()
                 .with_min_len(64)
                 .for_each(|(i, (y, x))| {
-                    let c = i % d.c;
-                    let (mean, inv) = norm[c];
-                    let (scale, shift) = (gamma[c] * inv, beta[c] - mean * gamma[c] * inv);
+                    let (scale, shift) = affine(i % d.c);
                     dispatch(Normalise::<A> { y, x, scale, shift, act: PhantomData });
                 })
         });
@@ -309,7 +360,7 @@ impl CustomOp3 for BatchNormOp {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        _beta: &Tensor,
+        beta: &Tensor,
         res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -325,6 +376,27 @@ impl CustomOp3 for BatchNormOp {
         };
         let gamma = gamma.to_vec1::<f32>()?;
         let batch = matches!(self.stats, Stats::Batch(_));
+        if let Some(pool) = &self.pool {
+            let (argmax, beta) = (pool.argmax()?, beta.to_vec1::<f32>()?);
+            let (dx, dgamma, dbeta) = with_f32(x, |x| {
+                with_f32(grad, |g| {
+                    let p = Pooled {
+                        d,
+                        x,
+                        g,
+                        argmax: &argmax,
+                        n: g.len() / (d.n * d.c),
+                    };
+                    Ok(with_act!(self.act, A => p.backward::<A>(&norm, (&gamma, &beta), batch)))
+                })
+            })?;
+            let dev = x.device();
+            return Ok((
+                Some(Tensor::from_vec(dx, x.shape(), dev)?),
+                Some(Tensor::from_vec(dgamma, d.c, dev)?),
+                Some(Tensor::from_vec(dbeta, d.c, dev)?),
+            ));
+        }
         let (dx, dgamma, dbeta) = with_f32(x, |x| {
             with_f32(res, |y| {
                 with_f32(grad, |g| {
@@ -404,6 +476,87 @@ fn backward<A: Act>(
     let dgamma = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta = sums.iter().map(|s| s.0 as f32).collect();
     (dx, dgamma, dbeta)
+}
+
+/// The backward pass of a batch norm, activation and max pooling: the
+/// pooled gradient `g` `[N, C, n]` reaches the pre-activation only at each
+/// window's maximum `argmax` (indices within a plane of `x`).
+struct Pooled<'a> {
+    d: Dims,
+    x: &'a [f32],
+    g: &'a [f32],
+    argmax: &'a [u32],
+    /// Pooled outputs per plane.
+    n: usize,
+}
+
+impl Pooled<'_> {
+    /// Calls `f(index in x, dz)` for every pooled output of plane `p`, `dz`
+    /// the gradient before the activation at its maximum.
+    #[inline]
+    fn each<A: Act>(&self, p: usize, (scale, shift): (f32, f32), mut f: impl FnMut(usize, f32)) {
+        let (g, idx) = (
+            &self.g[p * self.n..][..self.n],
+            &self.argmax[p * self.n..][..self.n],
+        );
+        for (&g, &i) in g.iter().zip(idx) {
+            let at = p * self.d.s + i as usize;
+            f(at, g * A::grad(A::apply(self.x[at] * scale + shift)));
+        }
+    }
+
+    fn backward<A: Act>(
+        &self,
+        norm: &[(f32, f32)],
+        (gamma, beta): (&[f32], &[f32]),
+        batch: bool,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let d = self.d;
+        // The pre-activation: z = x * scale + shift.
+        let affine = |c: usize| {
+            let (mean, inv) = norm[c];
+            (gamma[c] * inv, beta[c] - mean * gamma[c] * inv)
+        };
+        let sums: Vec<(f64, f64)> = (0..d.c)
+            .into_par_iter()
+            .map(|c| {
+                let (mean, inv) = norm[c];
+                let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+                for b in 0..d.n {
+                    self.each::<A>(b * d.c + c, affine(c), |at, dz| {
+                        sg += dz as f64;
+                        sgx += (dz * (self.x[at] - mean) * inv) as f64;
+                    });
+                }
+                (sg, sgx)
+            })
+            .collect();
+        let count = (d.n * d.s) as f64;
+        let mut dx = vec![0.0f32; self.x.len()];
+        dx.par_chunks_mut(d.s).enumerate().for_each(|(p, dx)| {
+            let c = p % d.c;
+            let (mean, inv) = norm[c];
+            let k = gamma[c] * inv;
+            if batch {
+                // Every position: k * (0 - mean_g - xhat * mean_gx).
+                let (mean_g, mean_gx) = ((sums[c].0 / count) as f32, (sums[c].1 / count) as f32);
+                let scale = -k * inv * mean_gx;
+                let shift = -k * mean_g + k * inv * mean_gx * mean;
+                dispatch(Normalise::<IdentityAct> {
+                    y: dx,
+                    x: &self.x[p * d.s..][..d.s],
+                    scale,
+                    shift,
+                    act: PhantomData,
+                });
+            }
+            // Plus k * dz at each maximum.
+            self.each::<A>(p, affine(c), |at, dz| dx[at - p * d.s] += k * dz);
+        });
+        let dgamma = sums.iter().map(|s| s.1 as f32).collect();
+        let dbeta = sums.iter().map(|s| s.0 as f32).collect();
+        (dx, dgamma, dbeta)
+    }
 }
 
 /// One channel's `[k, sum(x - k), sum((x - k)^2)]`, `k` the mean of its

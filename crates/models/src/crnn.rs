@@ -196,10 +196,15 @@ impl AudioModel for Crnn {
         for (i, ((conv, bn), pool)) in self.blocks.iter().zip(POOLS).enumerate() {
             x = conv.forward_t(&x, train)?;
             trace.record(&format!("conv{}", i + 1), conv, &x);
-            x = bn.forward_act(&x, train, Activation::Elu)?;
-            trace.record(&format!("bn{}", i + 1), bn, &x);
-            trace.record(&format!("elu{}", i + 1), &"ELU(alpha=1.0)", &x);
-            x = max_pool2d(&x, pool, pool)?;
+            if trace.is_on() {
+                x = bn.forward_act(&x, train, Activation::Elu)?;
+                trace.record(&format!("bn{}", i + 1), bn, &x);
+                trace.record(&format!("elu{}", i + 1), &"ELU(alpha=1.0)", &x);
+                x = max_pool2d(&x, pool, pool)?;
+            } else {
+                // The same three layers in one op, without storing the activations.
+                x = bn.forward_act_max_pool(&x, train, Activation::Elu, pool)?;
+            }
             trace.record(
                 &format!("pool{}", i + 1),
                 &format!("MaxPool2d(kernel_size={pool}, stride={pool})"),

@@ -25,7 +25,7 @@ enum Kind {
 
 /// A pooling window: kernel and stride per axis, PyTorch floor mode.
 #[derive(Debug, Clone)]
-struct Pool {
+pub(crate) struct Pool {
     kind: Kind,
     kernel: (usize, usize),
     stride: (usize, usize),
@@ -57,7 +57,88 @@ fn ties(a: f32, b: f32) -> bool {
     (a == b) | (a.is_nan() & b.is_nan())
 }
 
+/// What the fused ops compute for each plane before pooling it: `(plane
+/// index, input plane, output plane)`.
+pub(crate) type PlaneMap<'a> = &'a (dyn Fn(usize, &[f32], &mut [f32]) + Sync);
+
 impl Pool {
+    /// Max pooling with a square `kernel` and stride; `record` the maxima
+    /// for a backward pass.
+    pub(crate) fn max(kernel: usize, record: bool) -> Self {
+        Self {
+            kind: Kind::Max,
+            kernel: (kernel, kernel),
+            stride: (kernel, kernel),
+            argmax: record.then(Default::default),
+        }
+    }
+
+    /// The maxima the forward pass recorded.
+    ///
+    /// # Errors
+    /// When it recorded none.
+    pub(crate) fn argmax(&self) -> Result<std::sync::MutexGuard<'_, Vec<u32>>> {
+        match &self.argmax {
+            Some(record) => Ok(record.lock().unwrap_or_else(|e| e.into_inner())),
+            None => candle_core::bail!("max pooling backward without recorded maxima"),
+        }
+    }
+
+    /// Max pooling of every plane of `x` (`[N, C, H, W]` as `layout` says),
+    /// each first mapped by `map` if given, recording the maxima if asked.
+    pub(crate) fn max_pool_planes(
+        &self,
+        layout: &Layout,
+        x: &[f32],
+        map: Option<PlaneMap<'_>>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.geometry(layout)?;
+        let (n, hw) = (g.oh * g.ow, g.h * g.w);
+        let mut out = vec![0.0f32; g.planes * n];
+        let mut argmax = vec![
+            0u32;
+            if self.argmax.is_some() {
+                g.planes * n
+            } else {
+                0
+            }
+        ];
+        let mut argmax_planes: Vec<&mut [u32]> = argmax.chunks_mut(n.max(1)).collect();
+        argmax_planes.resize_with(g.planes, Default::default);
+        let record = self.argmax.is_some();
+        out.par_chunks_mut(n)
+            .zip(x.par_chunks(hw))
+            .zip(argmax_planes)
+            .enumerate()
+            .for_each_init(
+                || {
+                    (
+                        vec![0.0f32; if map.is_some() { hw } else { 0 }],
+                        vec![0.0f32; g.w],
+                        vec![0u32; g.w],
+                    )
+                },
+                |(mapped, m, r), (i, ((o, plane), a))| {
+                    let plane = match map {
+                        Some(map) => {
+                            map(i, plane, mapped);
+                            &mapped[..]
+                        }
+                        None => plane,
+                    };
+                    self.max_plane(&g, plane, (m, r), o, record.then_some(a));
+                },
+            );
+        if let Some(record) = &self.argmax {
+            *record.lock().unwrap_or_else(|e| e.into_inner()) = argmax;
+        }
+        let dims = layout.dims();
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((dims[0], dims[1], g.oh, g.ow)),
+        ))
+    }
+
     fn geometry(&self, layout: &Layout) -> Result<Geometry> {
         let &[n, c, h, w] = layout.dims() else {
             candle_core::bail!("pooling expects [N, C, H, W], got {:?}", layout.dims())
@@ -147,25 +228,15 @@ impl CustomOp1 for Pool {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_data(storage, layout)?;
+        if self.kind == Kind::Max {
+            return self.max_pool_planes(layout, x, None);
+        }
         let g = self.geometry(layout)?;
         let n = g.oh * g.ow;
         let mut out = vec![0.0f32; g.planes * n];
-        let planes = out.par_chunks_mut(n).zip(x.par_chunks(g.h * g.w));
-        match (self.kind, &self.argmax) {
-            (Kind::Avg, _) => planes.for_each(|(o, plane)| self.avg_plane(&g, plane, o)),
-            (Kind::Max, None) => planes.for_each_init(
-                || (vec![0.0f32; g.w], vec![0u32; g.w]),
-                |(m, r), (o, plane)| self.max_plane(&g, plane, (m, r), o, None),
-            ),
-            (Kind::Max, Some(record)) => {
-                let mut argmax = vec![0u32; g.planes * n];
-                planes.zip(argmax.par_chunks_mut(n)).for_each_init(
-                    || (vec![0.0f32; g.w], vec![0u32; g.w]),
-                    |(m, r), ((o, plane), a)| self.max_plane(&g, plane, (m, r), o, Some(a)),
-                );
-                *record.lock().unwrap_or_else(|e| e.into_inner()) = argmax;
-            }
-        }
+        out.par_chunks_mut(n)
+            .zip(x.par_chunks(g.h * g.w))
+            .for_each(|(o, plane)| self.avg_plane(&g, plane, o));
         let dims = layout.dims();
         Ok((
             CpuStorage::F32(out),
@@ -201,9 +272,9 @@ impl CustomOp2 for PoolBackward {
         let n = g.oh * g.ow;
         let mut dx = vec![0.0f32; x.len()];
         let planes = dy.par_chunks(n).zip(dx.par_chunks_mut(g.h * g.w));
-        match (pool.kind, &pool.argmax) {
-            (Kind::Max, Some(record)) => {
-                let argmax = record.lock().unwrap_or_else(|e| e.into_inner());
+        match pool.kind {
+            Kind::Max => {
+                let argmax = pool.argmax()?;
                 if argmax.len() != dy.len() {
                     candle_core::bail!("max pooling backward without its forward pass");
                 }
@@ -215,10 +286,7 @@ impl CustomOp2 for PoolBackward {
                         }
                     });
             }
-            (Kind::Max, None) => {
-                candle_core::bail!("max pooling backward without recorded maxima")
-            }
-            (Kind::Avg, _) => {
+            Kind::Avg => {
                 let scale = 1.0 / (kh * kw) as f32;
                 planes.for_each(|(dplane, dxplane)| {
                     for (i, &d) in dplane.iter().enumerate() {

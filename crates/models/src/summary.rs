@@ -23,6 +23,12 @@ impl Trace {
         }
     }
 
+    /// Whether it records: a model may then run its layers one by one
+    /// where it would otherwise fuse them.
+    pub fn is_on(&self) -> bool {
+        self.layers.is_some()
+    }
+
     /// Notes that layer `name` (described as `what`) produced `x`.
     pub fn record(&mut self, name: &str, what: &dyn fmt::Display, x: &Tensor) {
         if let Some(layers) = &mut self.layers {

@@ -5,7 +5,7 @@
 use candle_core::{Device, Tensor, Var};
 use hark_models::{
     Activation, BatchNormConfig, Conv2dConfig, Init, ParamStore, batch_norm2d, conv2d_init,
-    max_pool2d_hw,
+    max_pool2d, max_pool2d_hw,
 };
 
 /// Conv outputs and gradients against the f64 reference.
@@ -243,6 +243,65 @@ fn batch_statistics_are_exact_for_data_far_from_zero() {
                     "y {at}: {} vs {want}",
                     y[at]
                 );
+            }
+        }
+    }
+}
+
+/// The fused batch norm, activation and max pooling against the three
+/// layers one by one: outputs, every gradient and the running statistics,
+/// in both modes, on a size the window does not divide.
+#[test]
+fn fused_batch_norm_and_pooling_equal_the_layers() {
+    let dims = (3usize, 2usize, 7usize, 8usize);
+    let n = dims.0 * dims.1 * dims.2 * dims.3;
+    let x0 = seq(n, 0.2);
+    let gw = Tensor::from_vec(
+        seq(dims.0 * dims.1 * 2 * 2, 1.3),
+        (dims.0, dims.1, 2, 2),
+        &Device::Cpu,
+    )
+    .unwrap();
+    for train in [true, false] {
+        for act in [Activation::Identity, Activation::Relu, Activation::Elu] {
+            let run = |fused: bool| {
+                let store = ParamStore::new(0);
+                let bn = batch_norm2d(2, BatchNormConfig::default(), &store.root()).unwrap();
+                // Non-trivial affine parameters and running statistics.
+                for (name, var) in store.trainable() {
+                    let v = seq(2, if name.ends_with("weight") { 3.0 } else { 4.0 });
+                    var.set(&Tensor::from_vec(v, 2, &Device::Cpu).unwrap())
+                        .unwrap();
+                }
+                let x = Var::from_vec(x0.clone(), dims, &Device::Cpu).unwrap();
+                let y = if fused {
+                    bn.forward_act_max_pool(x.as_tensor(), train, act, 3)
+                        .unwrap()
+                } else {
+                    let y = bn.forward_act(x.as_tensor(), train, act).unwrap();
+                    max_pool2d(&y, 3, 3).unwrap()
+                };
+                let grads = (&y * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+                let mut out = vec![vals(&y), vals(grads.get(x.as_tensor()).unwrap())];
+                for (_, var) in store.trainable() {
+                    out.push(vals(grads.get(var.as_tensor()).unwrap()));
+                }
+                out.extend(
+                    store
+                        .state_dict()
+                        .iter()
+                        .map(|(_, t)| vals(&t.to_dtype(candle_core::DType::F32).unwrap())),
+                );
+                out
+            };
+            for (i, (a, b)) in run(true).iter().zip(run(false)).enumerate() {
+                assert_eq!(a.len(), b.len());
+                for (p, q) in a.iter().zip(&b) {
+                    assert!(
+                        (p - q).abs() < 1e-5,
+                        "{train} {act:?} tensor {i}: {p} vs {q}"
+                    );
+                }
             }
         }
     }
