@@ -16,7 +16,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::activation::{Act, with_act};
-use crate::cpu::{Mat, f32_data, matmul, with_f32};
+use crate::cpu::{Mat, f32_data, matmul, with_f32, with_scratch};
 use crate::kernels::{Kernel, Simd, dispatch};
 use crate::{Activation, Init, ParamBuilder, Result};
 
@@ -216,20 +216,6 @@ impl Geometry {
     }
 }
 
-/// One thread's buffers in the backward pass.
-struct Scratch {
-    /// The output gradient before the activation.
-    dpre: Vec<f32>,
-    /// The input's [`Planes`].
-    xp: Vec<f32>,
-    /// A tile of the unfolded input.
-    cols: Vec<f32>,
-    /// The input gradient's [`Planes`].
-    dxp: Vec<f32>,
-    /// A tile of the unfolded input gradient.
-    dcols: Vec<f32>,
-}
-
 /// Per-example work runs on rayon; the matrix products inside split across
 /// threads only when there are fewer examples than threads.
 fn gemm_threads(batch: usize) -> usize {
@@ -370,8 +356,9 @@ impl Planes {
         }
     }
 
-    /// Writes one example `x` into `planes`, whose padding is zero.
+    /// Writes one example `x` into `planes`, padding included.
     fn split(&self, g: &Geometry, pad: (usize, usize), x: &[f32], planes: &mut [f32]) {
+        planes.fill(0.0);
         self.for_each_row(g, pad, |row, ix, at| {
             let end = at - at % self.cols + self.cols;
             gather(
@@ -457,14 +444,9 @@ impl CustomOp3 for Conv2dOp {
         let mut y = vec![0.0f32; g.batch * g.out * n];
         y.par_chunks_mut(g.out * n)
             .zip(x.par_chunks(g.in_len()))
-            .for_each_init(
-                || {
-                    (
-                        vec![0.0f32; planes.len(g.channels)],
-                        vec![0.0f32; k * g.tile_rows() * g.ow],
-                    )
-                },
-                |(xp, cols), (yb, xb)| {
+            .for_each(|(yb, xb)| {
+                let lens = [planes.len(g.channels), k * g.tile_rows() * g.ow];
+                with_scratch(lens, |[xp, cols]| {
                     planes.split(&g, self.padding, xb, xp);
                     for rows in g.tiles() {
                         let tn = (rows.1 - rows.0) * g.ow;
@@ -483,8 +465,8 @@ impl CustomOp3 for Conv2dOp {
                     for (row, bias) in yb.chunks_exact_mut(n).zip(b) {
                         with_act!(self.act, A => row.iter_mut().for_each(|v| *v = A::apply(*v + bias)));
                     }
-                },
-            );
+                })
+            });
         Ok((
             CpuStorage::F32(y),
             Shape::from((g.batch, g.out, g.oh, g.ow)),
@@ -521,32 +503,18 @@ impl CustomOp3 for Conv2dOp {
                             .zip(dw_per.par_chunks_mut(g.out * k))
                             .zip(db_per.par_chunks_mut(g.out))
                             .zip(dx_chunks)
-                            .for_each_init(
-                                || Scratch {
-                                    dpre: Vec::new(),
-                                    xp: vec![0.0f32; plen],
-                                    cols: vec![0.0f32; tile],
-                                    dxp: vec![0.0f32; if want_dx { plen } else { 0 }],
-                                    dcols: vec![0.0f32; if want_dx { tile } else { 0 }],
-                                },
-                                |scratch, (((((xb, dyb), yb), dwb), dbb), dxb)| {
-                                    let Scratch {
-                                        dpre,
-                                        xp,
-                                        cols,
-                                        dxp,
-                                        dcols,
-                                    } = scratch;
+                            .for_each(|(((((xb, dyb), yb), dwb), dbb), dxb)| {
+                                let dx_lens = if want_dx { (plen, tile) } else { (0, 0) };
+                                let lens = [plen, tile, dx_lens.0, dx_lens.1, g.out * n];
+                                with_scratch(lens, |[xp, cols, dxp, dcols, dpre]| {
                                     planes.split(&g, self.padding, xb, xp);
                                     dxp.fill(0.0);
                                     // The gradient before the activation: dY * act'(y).
                                     let gb = if self.act == Activation::Identity {
                                         dyb
                                     } else {
-                                        dpre.clear();
-                                        with_act!(self.act, A => dpre.extend(
-                                            dyb.iter().zip(yb).map(|(d, y)| d * A::grad(*y)),
-                                        ));
+                                        let pairs = dpre.iter_mut().zip(dyb.iter().zip(yb));
+                                        with_act!(self.act, A => pairs.for_each(|(p, (d, y))| *p = d * A::grad(*y)));
                                         &dpre[..]
                                     };
                                     for (d, row) in dbb.iter_mut().zip(gb.chunks_exact(n)) {
@@ -595,8 +563,8 @@ impl CustomOp3 for Conv2dOp {
                                     if want_dx {
                                         planes.join(&g, self.padding, dxp, dxb);
                                     }
-                                },
-                            );
+                                })
+                            });
                         Ok(())
                     })
                 })

@@ -148,6 +148,39 @@ pub(crate) fn matmul(
     }
 }
 
+thread_local! {
+    /// Buffers [`with_scratch`] lends out, kept between calls.
+    static SCRATCH: std::cell::Cell<Vec<Vec<f32>>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Calls `f` with `N` buffers of the given lengths, reused across calls on
+/// this thread: no allocation or zeroing once they have grown (rayon calls
+/// a `for_each_init` initialiser again for every piece it splits work
+/// into). Their contents are whatever an earlier call left. A nested call
+/// (work stolen while `f` runs) gets buffers of its own.
+pub(crate) fn with_scratch<const N: usize, R>(
+    lens: [usize; N],
+    f: impl FnOnce([&mut [f32]; N]) -> R,
+) -> R {
+    let mut pool = SCRATCH.take();
+    let mut bufs: [Vec<f32>; N] = std::array::from_fn(|_| pool.pop().unwrap_or_default());
+    SCRATCH.set(pool);
+    for (b, &len) in bufs.iter_mut().zip(&lens) {
+        if b.len() < len {
+            b.resize(len, 0.0);
+        }
+    }
+    let mut lens = lens.into_iter();
+    let out = f(bufs.each_mut().map(|b| {
+        let len = lens.next().unwrap_or(0);
+        &mut b[..len]
+    }));
+    let mut pool = SCRATCH.take();
+    pool.extend(bufs);
+    SCRATCH.set(pool);
+    out
+}
+
 /// The `N` sums `sum_i f([inputs[0][i], .., inputs[M - 1][i]])[k]` over the
 /// length of `inputs[0]` (the others at least as long), accumulated in
 /// eight f32 lanes each so the loop vectorises, and returned as f64 for the
