@@ -259,6 +259,15 @@ impl Conv2dOp {
         }
     }
 
+    /// The planes offset of every tap `(c, ki, kj)`'s window at output
+    /// position (0, 0).
+    fn tap_offsets(&self, g: &Geometry, planes: &Planes) -> Vec<usize> {
+        let (kh, kw) = self.kernel;
+        (0..g.k)
+            .map(|tap| planes.at(tap / (kh * kw), tap / kw % kh, tap % kw))
+            .collect()
+    }
+
     /// Calls `f(tap, first output row, planes offset)` for every unfolded
     /// row `tap = (c, ki, kj)` and output row `oy` in `rows`: the row's `ow`
     /// values are the planes' `ow` values from the offset on.
@@ -269,11 +278,10 @@ impl Conv2dOp {
         (oy0, oy1): (usize, usize),
         mut f: impl FnMut(usize, usize, usize),
     ) {
-        let ((kh, kw), sh) = (self.kernel, self.stride.0);
-        for tap in 0..g.k {
-            let (c, ki, kj) = (tap / (kh * kw), tap / kw % kh, tap % kw);
+        let step = self.stride.0 * planes.row_stride();
+        for (tap, at) in self.tap_offsets(g, planes).into_iter().enumerate() {
             for oy in oy0..oy1 {
-                f(tap, oy - oy0, planes.at(c, oy * sh + ki, kj));
+                f(tap, oy - oy0, at + oy * step);
             }
         }
     }
@@ -329,6 +337,11 @@ struct Planes {
 impl Planes {
     fn len(&self, channels: usize) -> usize {
         channels * self.rows * self.phases * self.cols
+    }
+
+    /// Distance between padded rows.
+    fn row_stride(&self) -> usize {
+        self.phases * self.cols
     }
 
     /// Index of padded position `(row, xi)` of channel `c`.
@@ -497,6 +510,11 @@ impl CustomOp3 for Conv2dOp {
                         let tile = k * g.tile_rows() * g.ow;
                         let planes = self.planes(&g);
                         let plen = planes.len(g.channels);
+                        // A small weight gradient without an input gradient
+                        // needs no unfolding: dot products over the planes.
+                        let small_dw = g.out * k <= SMALL_WEIGHT_GRAD;
+                        let direct_dw = small_dw && !want_dx;
+                        let taps = self.tap_offsets(&g, &planes);
                         xs.par_chunks(g.in_len())
                             .zip(dy.par_chunks(g.out * n))
                             .zip(y.par_chunks(g.out * n))
@@ -520,18 +538,29 @@ impl CustomOp3 for Conv2dOp {
                                     for (d, row) in dbb.iter_mut().zip(gb.chunks_exact(n)) {
                                         *d = row.iter().sum();
                                     }
+                                    if direct_dw {
+                                        dispatch(WeightGrad {
+                                            dz: (gb, n, g.ow),
+                                            x: (xp, &taps, self.stride.0 * planes.row_stride()),
+                                            rows: g.oh,
+                                            len: g.ow,
+                                            dw: dwb,
+                                            accumulate: false,
+                                        });
+                                        return;
+                                    }
                                     for (i, rows) in g.tiles().enumerate() {
                                         let tn = (rows.1 - rows.0) * g.ow;
                                         let cols = &mut cols[..k * tn];
                                         self.im2col(&g, (&planes, xp), rows, cols);
                                         let gt = Mat::new(&gb[rows.0 * g.ow..]).ld(n);
-                                        if g.out * k <= SMALL_WEIGHT_GRAD {
+                                        if small_dw {
+                                            let taps: Vec<usize> = (0..k).map(|t| t * tn).collect();
                                             dispatch(WeightGrad {
-                                                dz: gb,
-                                                at: rows.0 * g.ow,
-                                                ld: n,
-                                                cols,
-                                                tn,
+                                                dz: (&gb[rows.0 * g.ow..], n, 0),
+                                                x: (cols, &taps, 0),
+                                                rows: 1,
+                                                len: tn,
                                                 dw: dwb,
                                                 accumulate: i > 0,
                                             });
@@ -592,17 +621,19 @@ impl CustomOp3 for Conv2dOp {
 /// (batch 16, 1 thread).
 const SMALL_WEIGHT_GRAD: usize = 1024;
 
-/// `dw (+)= dZ * cols^T` for one tile of one example, `dZ` `[out, tn]` (rows
-/// `ld` apart, from `at`), `cols` `[k, tn]`, `dw` `[out, k]`: dot products
-/// over the tile's positions in 4 x 3 register tiles. As a matrix product
-/// it is small (8 x 50 for the first AudioCnn layer) with a long inner
-/// dimension, where GEMM kernels run at a fifth of their speed.
+/// `dw (+)= dZ * X^T` for one example, `dw` `[out, k]`, as dot products in
+/// 4 x 3 register tiles: output channel `o`'s gradient rows start at
+/// `o * ld` in `dz`, tap `t`'s input rows at `taps[t]` in `x`, and each
+/// product runs over `rows` rows of `len` values (row strides in the
+/// pairs). `X` is the unfolded input (one row per tap) or, without
+/// unfolding, the input [`Planes`] (one row per output row and tap). As a
+/// matrix product it is small (8 x 50 for the first AudioCnn layer) with a
+/// long inner dimension, where GEMM kernels run at a fifth of their speed.
 struct WeightGrad<'a> {
-    dz: &'a [f32],
-    at: usize,
-    ld: usize,
-    cols: &'a [f32],
-    tn: usize,
+    dz: (&'a [f32], usize, usize),
+    x: (&'a [f32], &'a [usize], usize),
+    rows: usize,
+    len: usize,
     dw: &'a mut [f32],
     accumulate: bool,
 }
@@ -612,16 +643,18 @@ impl Kernel for WeightGrad<'_> {
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) {
         const TILE: (usize, usize) = (4, 3);
-        let k = self.cols.len() / self.tn;
+        let ((dz, ld, dz_stride), (x, taps, x_stride)) = (self.dz, self.x);
+        let k = taps.len();
         let out = self.dw.len() / k;
         for o0 in (0..out).step_by(TILE.0) {
-            let a_at = std::array::from_fn(|r| self.at + (o0 + r).min(out - 1) * self.ld);
+            let a_at = std::array::from_fn(|r| (o0 + r).min(out - 1) * ld);
             for t0 in (0..k).step_by(TILE.1) {
-                let b_at = std::array::from_fn(|i| (t0 + i).min(k - 1) * self.tn);
+                let b_at = std::array::from_fn(|i| taps[(t0 + i).min(k - 1)]);
                 let acc = simd.dot_tile::<{ TILE.0 }, { TILE.1 }>(
-                    (self.dz, a_at),
-                    (self.cols, b_at),
-                    self.tn,
+                    (dz, a_at, dz_stride),
+                    (x, b_at, x_stride),
+                    self.rows,
+                    self.len,
                 );
                 for (r, acc) in acc.iter().enumerate().take(out - o0) {
                     let dw = &mut self.dw[(o0 + r) * k + t0..];

@@ -14,15 +14,17 @@ pub(crate) const LANES: usize = 8;
 
 /// The inner loop, for one instruction set.
 pub(crate) trait Simd: Copy {
-    /// `R x T` dot products of `len` values: `out[r][t] = sum_j a[a_at[r] +
-    /// j] * b[b_at[t] + j]`, in `R x T` vector accumulators.
+    /// `R x T` dot products over `rows` rows of `len` values, rows `stride`
+    /// apart: `out[r][t] = sum_row sum_j a[a_at[r] + row * a_stride + j] *
+    /// b[b_at[t] + row * b_stride + j]`, in `R x T` vector accumulators.
     ///
     /// # Panics
     /// If a read leaves `a` or `b`.
     fn dot_tile<const R: usize, const T: usize>(
         self,
-        a: (&[f32], [usize; R]),
-        b: (&[f32], [usize; T]),
+        a: (&[f32], [usize; R], usize),
+        b: (&[f32], [usize; T], usize),
+        rows: usize,
         len: usize,
     ) -> [[f32; T]; R];
 }
@@ -62,27 +64,32 @@ impl Simd for Portable {
     #[inline(always)]
     fn dot_tile<const R: usize, const T: usize>(
         self,
-        (a, a_at): (&[f32], [usize; R]),
-        (b, b_at): (&[f32], [usize; T]),
+        (a, a_at, a_stride): (&[f32], [usize; R], usize),
+        (b, b_at, b_stride): (&[f32], [usize; T], usize),
+        rows: usize,
         len: usize,
     ) -> [[f32; T]; R] {
-        a_at.map(|at| {
-            let x = &a[at..][..len];
-            b_at.map(|bt| {
-                let y = &b[bt..][..len];
-                let (xs, ys) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
-                let tail: f32 = (xs.remainder().iter().zip(ys.remainder()))
-                    .map(|(x, y)| x * y)
-                    .sum();
-                let mut acc = [0.0f32; LANES];
-                for (x, y) in xs.zip(ys) {
-                    for ((a, x), y) in acc.iter_mut().zip(x).zip(y) {
-                        *a += x * y;
+        let mut out = [[0.0f32; T]; R];
+        for row in 0..rows {
+            for (out, &at) in out.iter_mut().zip(&a_at) {
+                let x = &a[at + row * a_stride..][..len];
+                for (out, &bt) in out.iter_mut().zip(&b_at) {
+                    let y = &b[bt + row * b_stride..][..len];
+                    let (xs, ys) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+                    let tail: f32 = (xs.remainder().iter().zip(ys.remainder()))
+                        .map(|(x, y)| x * y)
+                        .sum();
+                    let mut acc = [0.0f32; LANES];
+                    for (x, y) in xs.zip(ys) {
+                        for ((a, x), y) in acc.iter_mut().zip(x).zip(y) {
+                            *a += x * y;
+                        }
                     }
+                    *out += acc.iter().sum::<f32>() + tail;
                 }
-                acc.iter().sum::<f32>() + tail
-            })
-        })
+            }
+        }
+        out
     }
 }
 
@@ -108,12 +115,13 @@ mod x86 {
         #[inline(always)]
         fn dot_tile<const R: usize, const T: usize>(
             self,
-            a: (&[f32], [usize; R]),
-            b: (&[f32], [usize; T]),
+            a: (&[f32], [usize; R], usize),
+            b: (&[f32], [usize; T], usize),
+            rows: usize,
             len: usize,
         ) -> [[f32; T]; R] {
             // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
-            unsafe { dot_tile(a, b, len) }
+            unsafe { dot_tile(a, b, rows, len) }
         }
     }
 
@@ -121,43 +129,53 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::needless_range_loop)]
     fn dot_tile<const R: usize, const T: usize>(
-        (a, a_at): (&[f32], [usize; R]),
-        (b, b_at): (&[f32], [usize; T]),
+        (a, a_at, a_stride): (&[f32], [usize; R], usize),
+        (b, b_at, b_stride): (&[f32], [usize; T], usize),
+        rows: usize,
         len: usize,
     ) -> [[f32; T]; R] {
-        let mut av = [a; R];
-        for r in 0..R {
-            av[r] = &a[a_at[r]..][..len];
-        }
-        let mut bv = [b; T];
-        for t in 0..T {
-            bv[t] = &b[b_at[t]..][..len];
-        }
         // `[t][r]`: each `b` vector is loaded once and used `R` times.
         let mut acc = [[_mm256_setzero_ps(); R]; T];
+        // The last `len % LANES` products of each row.
+        let mut out = [[0.0f32; T]; R];
         let full = len / LANES * LANES;
-        for j in (0..full).step_by(LANES) {
-            let mut x = [_mm256_setzero_ps(); R];
+        for row in 0..rows {
+            let mut av = [a; R];
             for r in 0..R {
-                // SAFETY: every slice holds `len` values and `j + LANES <= len`.
-                x[r] = unsafe { _mm256_loadu_ps(av[r].as_ptr().add(j)) };
+                av[r] = &a[a_at[r] + row * a_stride..][..len];
             }
+            let mut bv = [b; T];
             for t in 0..T {
-                // SAFETY: as above.
-                let y = unsafe { _mm256_loadu_ps(bv[t].as_ptr().add(j)) };
+                bv[t] = &b[b_at[t] + row * b_stride..][..len];
+            }
+            for j in (0..full).step_by(LANES) {
+                let mut x = [_mm256_setzero_ps(); R];
                 for r in 0..R {
-                    acc[t][r] = _mm256_fmadd_ps(x[r], y, acc[t][r]);
+                    // SAFETY: every slice holds `len` values and `j + LANES <= len`.
+                    x[r] = unsafe { _mm256_loadu_ps(av[r].as_ptr().add(j)) };
+                }
+                for t in 0..T {
+                    // SAFETY: as above.
+                    let y = unsafe { _mm256_loadu_ps(bv[t].as_ptr().add(j)) };
+                    for r in 0..R {
+                        acc[t][r] = _mm256_fmadd_ps(x[r], y, acc[t][r]);
+                    }
+                }
+            }
+            for j in full..len {
+                for t in 0..T {
+                    for r in 0..R {
+                        out[r][t] += av[r][j] * bv[t][j];
+                    }
                 }
             }
         }
-        let mut out = [[0.0f32; T]; R];
         let mut lanes = [0.0f32; LANES];
         for t in 0..T {
             for r in 0..R {
                 // SAFETY: `lanes` holds the 8 values written.
                 unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[t][r]) };
-                let tail: f32 = (full..len).map(|j| av[r][j] * bv[t][j]).sum();
-                out[r][t] = lanes.iter().sum::<f32>() + tail;
+                out[r][t] += lanes.iter().sum::<f32>();
             }
         }
         out
@@ -175,7 +193,7 @@ mod tests {
         type Output = [[f32; 3]; 2];
         #[inline(always)]
         fn run<S: Simd>(self, simd: S) -> Self::Output {
-            simd.dot_tile::<2, 3>((self.0, [0, 5]), (self.1, [1, 2, 7]), 19)
+            simd.dot_tile::<2, 3>((self.0, [0, 5], 20), (self.1, [1, 2, 7], 30), 2, 19)
         }
     }
 
@@ -189,12 +207,15 @@ mod tests {
     }
 
     #[test]
-    fn dot_tile_sums_products_tail_included() {
+    fn dot_tile_sums_products_over_rows_tail_included() {
         let (a, b) = (seq(60), seq(80));
         for got in both(Dot(&a, &b)) {
             for (r, ra) in [0usize, 5].into_iter().enumerate() {
                 for (t, tb) in [1usize, 2, 7].into_iter().enumerate() {
-                    let want: f32 = (0..19).map(|j| a[ra + j] * b[tb + j]).sum();
+                    let want: f32 = (0..2)
+                        .flat_map(|row| (0..19).map(move |j| (row, j)))
+                        .map(|(row, j)| a[ra + row * 20 + j] * b[tb + row * 30 + j])
+                        .sum();
                     assert!((got[r][t] - want).abs() < 1e-4, "{r} {t}");
                 }
             }

@@ -149,6 +149,18 @@ fn conv_case(c: usize, o: usize) {
                 "bias grad",
             );
             close(vals(grads.get(x.as_tensor()).unwrap()), &dx, "input grad");
+            // An input that needs no gradient (the first layer's) takes
+            // another weight-gradient path for small layers.
+            let y = conv
+                .forward_act(&x.as_tensor().detach(), act, true)
+                .unwrap();
+            let grads = (&y * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+            let (gw_only, gb_only) = (
+                grads.get(params[0].1.as_tensor()).unwrap(),
+                grads.get(params[1].1.as_tensor()).unwrap(),
+            );
+            close(vals(gw_only), &dw, "weight grad without input grad");
+            close(vals(gb_only), &db, "bias grad without input grad");
         }
     }
 }
