@@ -139,6 +139,36 @@ impl BatchNorm {
         self.apply(x, train, act, Some(pool))
     }
 
+    /// A convolution (with its activation `conv_act`) and this batch norm
+    /// (with `act`) in one op, as `forward_act(conv.forward_act(x))`: the
+    /// convolution's output is kept inside the op rather than made a
+    /// tensor of the graph, so it gets no gradient tensor of its own and
+    /// the backward pass hands the batch norm's input gradient straight to
+    /// the convolution.
+    ///
+    /// # Errors
+    /// As the two layers.
+    pub fn forward_conv(
+        &self,
+        conv: &crate::Conv2d,
+        conv_act: Activation,
+        x: &Tensor,
+        train: bool,
+        act: Activation,
+    ) -> Result<Tensor> {
+        let (b, _, h, w) = x.dims4()?;
+        let Some((oh, ow)) = conv.output_size((h, w)) else {
+            return Err(crate::Error::Layer(format!(
+                "the convolution's kernel is larger than the padded input {:?}",
+                x.dims()
+            )));
+        };
+        let dims = [b, conv.out_channels(), oh, ow];
+        self.run(&dims, train, act, None, |op| {
+            conv.forward_bn(x, conv_act, op, (&self.weight, &self.bias))
+        })
+    }
+
     fn apply(
         &self,
         x: &Tensor,
@@ -146,19 +176,32 @@ impl BatchNorm {
         act: Activation,
         pool: Option<crate::pool::Pool>,
     ) -> Result<Tensor> {
+        self.run(x.dims(), train, act, pool, |op| {
+            Ok(x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?)
+        })
+    }
+
+    /// Builds the op for an input of shape `dims`, lets `apply` run it and
+    /// moves the running statistics in train mode.
+    fn run(
+        &self,
+        dims: &[usize],
+        train: bool,
+        act: Activation,
+        pool: Option<crate::pool::Pool>,
+        apply: impl FnOnce(BatchNormOp) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         let channels = self.weight.elem_count();
-        if x.rank() < 2 || x.dim(1)? != channels {
+        if dims.len() < 2 || dims[1] != channels {
             return Err(crate::Error::Layer(format!(
-                "batch norm over {channels} channels got an input of shape {:?}",
-                x.dims()
+                "batch norm over {channels} channels got an input of shape {dims:?}"
             )));
         }
-        let per_channel = x.elem_count() / channels;
+        let per_channel = dims.iter().product::<usize>() / channels;
         let stats = if train {
             if per_channel < 2 {
                 return Err(crate::Error::Layer(format!(
-                    "batch norm in train mode needs more than one value per channel, got {:?}",
-                    x.dims()
+                    "batch norm in train mode needs more than one value per channel, got {dims:?}"
                 )));
             }
             Stats::Batch(Arc::new(Mutex::new(Vec::new())))
@@ -178,7 +221,7 @@ impl BatchNorm {
             stats: stats.clone(),
             pool,
         };
-        let y = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
+        let y = apply(op)?;
         if let Stats::Batch(batch) = stats {
             self.update_running(
                 &batch.lock().unwrap_or_else(|e| e.into_inner()),
@@ -250,7 +293,7 @@ enum Stats {
 
 /// The op: inputs `x`, `weight`, `bias`.
 #[derive(Debug)]
-struct BatchNormOp {
+pub(crate) struct BatchNormOp {
     eps: f64,
     act: Activation,
     stats: Stats,
@@ -283,6 +326,85 @@ impl Dims {
 }
 
 impl BatchNormOp {
+    /// The per-channel (mean, inverse std) the forward pass used.
+    pub(crate) fn recorded_normalisers(&self) -> Vec<(f32, f32)> {
+        match &self.stats {
+            Stats::Fixed(v) => v.clone(),
+            Stats::Batch(record) => record
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|s| (s.mean as f32, inv_std(s.var, self.eps)))
+                .collect(),
+        }
+    }
+
+    /// The output of `x` `[N, C, S]`, each channel mapped by `affine(c)`
+    /// = (scale, shift) and the activation.
+    fn forward_slices(
+        &self,
+        d: Dims,
+        x: &[f32],
+        affine: impl Fn(usize) -> (f32, f32) + Sync,
+    ) -> Vec<f32> {
+        let mut y = vec![0.0f32; x.len()];
+        with_act!(self.act, A => {
+            y.par_chunks_mut(d.s)
+                .zip(x.par_chunks(d.s))
+                .enumerate()
+                .with_min_len(64)
+                .for_each(|(i, (y, x))| {
+                    let (scale, shift) = affine(i % d.c);
+                    dispatch(Normalise::<A> { y, x, scale, shift, act: PhantomData });
+                })
+        });
+        y
+    }
+
+    /// Statistics and output of `x` `[N, C, S]` (`dims`), with `gamma` and
+    /// `beta`: the forward pass on slices.
+    pub(crate) fn forward_on(
+        &self,
+        dims: &[usize],
+        x: &[f32],
+        (gamma, beta): (&[f32], &[f32]),
+    ) -> Vec<f32> {
+        let d = Dims::of(dims);
+        let norm = self.normalisers(d, x);
+        let affine = |c: usize| {
+            let (mean, inv) = norm[c];
+            (gamma[c] * inv, beta[c] - mean * gamma[c] * inv)
+        };
+        self.forward_slices(d, x, affine)
+    }
+
+    /// The input, weight and bias gradients from the input `x`, output `y`
+    /// and output gradient `g` (`[N, C, S]` as `dims` says).
+    pub(crate) fn backward_on(
+        &self,
+        dims: &[usize],
+        (x, y, g): (&[f32], &[f32], &[f32]),
+        gamma: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        self.backward_slices(
+            Dims::of(dims),
+            (x, y, g),
+            &self.recorded_normalisers(),
+            gamma,
+        )
+    }
+
+    fn backward_slices(
+        &self,
+        d: Dims,
+        (x, y, g): (&[f32], &[f32], &[f32]),
+        norm: &[(f32, f32)],
+        gamma: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let batch = matches!(self.stats, Stats::Batch(_));
+        with_act!(self.act, A => backward::<A>(d, x, y, g, norm, gamma, batch))
+    }
+
     /// Per channel (mean, inverse std): computed from `x` and recorded, or
     /// the fixed ones.
     fn normalisers(&self, d: Dims, x: &[f32]) -> Vec<(f32, f32)> {
@@ -342,17 +464,7 @@ impl CustomOp3 for BatchNormOp {
                 pool.max_pool_planes(l1, x, Some(&map))
             });
         }
-        let mut y = vec![0.0f32; x.len()];
-        with_act!(self.act, A => {
-            y.par_chunks_mut(d.s)
-                .zip(x.par_chunks(d.s))
-                .enumerate()
-                .with_min_len(64)
-                .for_each(|(i, (y, x))| {
-                    let (scale, shift) = affine(i % d.c);
-                    dispatch(Normalise::<A> { y, x, scale, shift, act: PhantomData });
-                })
-        });
+        let y = self.forward_slices(d, x, affine);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -365,15 +477,7 @@ impl CustomOp3 for BatchNormOp {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = Dims::of(x.dims());
-        let norm: Vec<(f32, f32)> = match &self.stats {
-            Stats::Fixed(v) => v.clone(),
-            Stats::Batch(record) => record
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .map(|s| (s.mean as f32, inv_std(s.var, self.eps)))
-                .collect(),
-        };
+        let norm = self.recorded_normalisers();
         let gamma = gamma.to_vec1::<f32>()?;
         let batch = matches!(self.stats, Stats::Batch(_));
         if let Some(pool) = &self.pool {
@@ -400,7 +504,7 @@ impl CustomOp3 for BatchNormOp {
         let (dx, dgamma, dbeta) = with_f32(x, |x| {
             with_f32(res, |y| {
                 with_f32(grad, |g| {
-                    Ok(with_act!(self.act, A => backward::<A>(d, x, y, g, &norm, &gamma, batch)))
+                    Ok(self.backward_slices(d, (x, y, g), &norm, &gamma))
                 })
             })
         })?;

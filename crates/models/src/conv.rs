@@ -11,11 +11,13 @@
 //! fixed order, so results do not depend on the thread count.
 
 use std::fmt;
+use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::activation::{Act, with_act};
+use crate::batch_norm::BatchNormOp;
 use crate::cpu::{Mat, f32_data, matmul, with_f32, with_scratch};
 use crate::kernels::{Kernel, Simd, dispatch};
 use crate::{Activation, Init, ParamBuilder, Result};
@@ -99,6 +101,41 @@ impl Conv2d {
             act,
         };
         Ok(x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?)
+    }
+}
+
+impl Conv2d {
+    /// Output channels.
+    pub(crate) fn out_channels(&self) -> usize {
+        self.bias.elem_count()
+    }
+
+    /// The convolution, its activation and the batch norm `bn` (with
+    /// `gamma` and `beta`) in one op; see [`crate::BatchNorm::forward_conv`].
+    pub(crate) fn forward_bn(
+        &self,
+        x: &Tensor,
+        act: Activation,
+        bn: BatchNormOp,
+        (gamma, beta): (&Tensor, &Tensor),
+    ) -> Result<Tensor> {
+        let (out, channels, kh, kw) = self.weight.dims4()?;
+        // One tensor per op input: the packing's backward pass hands each
+        // parameter its part of the gradient.
+        let conv_params = Tensor::cat(&[&self.weight.flatten_all()?, &self.bias], 0)?;
+        let bn_params = Tensor::cat(&[gamma, beta], 0)?;
+        let op = ConvBnOp {
+            conv: Conv2dOp {
+                kernel: (kh, kw),
+                stride: self.config.stride,
+                padding: self.config.padding,
+                act,
+            },
+            weight_dims: [out, channels, kh, kw],
+            bn,
+            conv_out: Mutex::new(Vec::new()),
+        };
+        Ok(x.contiguous()?.apply_op3(&conv_params, &bn_params, op)?)
     }
 }
 
@@ -247,6 +284,149 @@ impl Conv2dOp {
             ow,
             k: channels * kh * kw,
         })
+    }
+
+    /// The output `[B, out, OH, OW]` of input `x`, weights `w` and bias `b`.
+    fn forward_slices(&self, g: &Geometry, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+        let g = *g;
+        let (k, n) = (g.k, g.n());
+        let threads = gemm_threads(g.batch);
+        let planes = self.planes(&g);
+        let mut y = vec![0.0f32; g.batch * g.out * n];
+        y.par_chunks_mut(g.out * n)
+            .zip(x.par_chunks(g.in_len()))
+            .for_each(|(yb, xb)| {
+                let lens = [planes.len(g.channels), k * g.tile_rows() * g.ow];
+                with_scratch(lens, |[xp, cols]| {
+                    planes.split(&g, self.padding, xb, xp);
+                    for rows in g.tiles() {
+                        let tn = (rows.1 - rows.0) * g.ow;
+                        self.im2col(&g, (&planes, xp), rows, &mut cols[..k * tn]);
+                        let dst = &mut yb[rows.0 * g.ow..];
+                        matmul(
+                            dst,
+                            n,
+                            Mat::new(w),
+                            Mat::new(&cols[..k * tn]),
+                            (g.out, k, tn),
+                            false,
+                            threads,
+                        );
+                    }
+                    for (row, bias) in yb.chunks_exact_mut(n).zip(b) {
+                        with_act!(self.act, A => row.iter_mut().for_each(|v| *v = A::apply(*v + bias)));
+                    }
+                })
+            });
+        y
+    }
+
+    /// The input (if `want_dx`), weight and bias gradients from the input
+    /// `xs`, the output gradient `dy`, the output `y` and the weights `ws`.
+    fn backward_slices(
+        &self,
+        g: &Geometry,
+        (xs, dy, y, ws): (&[f32], &[f32], &[f32], &[f32]),
+        want_dx: bool,
+    ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+        let g = *g;
+        let (k, n) = (g.k, g.n());
+        let threads = gemm_threads(g.batch);
+        let mut dx = vec![0.0f32; if want_dx { g.batch * g.in_len() } else { 0 }];
+        let mut dw_per = vec![0.0f32; g.batch * g.out * k];
+        let mut db_per = vec![0.0f32; g.batch * g.out];
+        let mut dx_chunks: Vec<&mut [f32]> = dx.chunks_mut(g.in_len()).collect();
+        dx_chunks.resize_with(g.batch, Default::default);
+        let tile = k * g.tile_rows() * g.ow;
+        let planes = self.planes(&g);
+        let plen = planes.len(g.channels);
+        // A small weight gradient without an input gradient
+        // needs no unfolding: dot products over the planes.
+        let small_dw = g.out * k <= SMALL_WEIGHT_GRAD;
+        let direct_dw = small_dw && !want_dx;
+        let taps = self.tap_offsets(&g, &planes);
+        xs.par_chunks(g.in_len())
+            .zip(dy.par_chunks(g.out * n))
+            .zip(y.par_chunks(g.out * n))
+            .zip(dw_per.par_chunks_mut(g.out * k))
+            .zip(db_per.par_chunks_mut(g.out))
+            .zip(dx_chunks)
+            .for_each(|(((((xb, dyb), yb), dwb), dbb), dxb)| {
+                let dx_lens = if want_dx { (plen, tile) } else { (0, 0) };
+                let lens = [plen, tile, dx_lens.0, dx_lens.1, g.out * n];
+                with_scratch(lens, |[xp, cols, dxp, dcols, dpre]| {
+                    planes.split(&g, self.padding, xb, xp);
+                    dxp.fill(0.0);
+                    // The gradient before the activation: dY * act'(y).
+                    let gb = if self.act == Activation::Identity {
+                        dyb
+                    } else {
+                        let pairs = dpre.iter_mut().zip(dyb.iter().zip(yb));
+                        with_act!(self.act, A => pairs.for_each(|(p, (d, y))| *p = d * A::grad(*y)));
+                        &dpre[..]
+                    };
+                    for (d, row) in dbb.iter_mut().zip(gb.chunks_exact(n)) {
+                        *d = row.iter().sum();
+                    }
+                    if direct_dw {
+                        dispatch(WeightGrad {
+                            dz: (gb, n, g.ow),
+                            x: (xp, &taps, self.stride.0 * planes.row_stride()),
+                            rows: g.oh,
+                            len: g.ow,
+                            dw: dwb,
+                            accumulate: false,
+                        });
+                        return;
+                    }
+                    for (i, rows) in g.tiles().enumerate() {
+                        let tn = (rows.1 - rows.0) * g.ow;
+                        let cols = &mut cols[..k * tn];
+                        self.im2col(&g, (&planes, xp), rows, cols);
+                        let gt = Mat::new(&gb[rows.0 * g.ow..]).ld(n);
+                        if small_dw {
+                            let taps: Vec<usize> = (0..k).map(|t| t * tn).collect();
+                            dispatch(WeightGrad {
+                                dz: (&gb[rows.0 * g.ow..], n, 0),
+                                x: (cols, &taps, 0),
+                                rows: 1,
+                                len: tn,
+                                dw: dwb,
+                                accumulate: i > 0,
+                            });
+                        } else {
+                            matmul(
+                                dwb,
+                                0,
+                                gt,
+                                Mat::t(cols),
+                                (g.out, tn, k),
+                                i > 0,
+                                threads,
+                            );
+                        }
+                        if want_dx {
+                            let dcols = &mut dcols[..k * tn];
+                            matmul(
+                                dcols,
+                                0,
+                                Mat::t(ws),
+                                gt,
+                                (k, g.out, tn),
+                                false,
+                                threads,
+                            );
+                            self.col2im(&g, dcols, rows, (&planes, dxp));
+                        }
+                    }
+                    if want_dx {
+                        planes.join(&g, self.padding, dxp, dxb);
+                    }
+                })
+            });
+        let dw = sum_rows(&dw_per, g.out * k);
+        let db = sum_rows(&db_per, g.out);
+        (want_dx.then_some(dx), dw, db)
     }
 
     /// The phase-split layout of one example's padded input.
@@ -451,35 +631,7 @@ impl CustomOp3 for Conv2dOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.geometry(l1.dims(), l2.dims())?;
         let (x, w, b) = (f32_data(s1, l1)?, f32_data(s2, l2)?, f32_data(s3, l3)?);
-        let (k, n) = (g.k, g.n());
-        let threads = gemm_threads(g.batch);
-        let planes = self.planes(&g);
-        let mut y = vec![0.0f32; g.batch * g.out * n];
-        y.par_chunks_mut(g.out * n)
-            .zip(x.par_chunks(g.in_len()))
-            .for_each(|(yb, xb)| {
-                let lens = [planes.len(g.channels), k * g.tile_rows() * g.ow];
-                with_scratch(lens, |[xp, cols]| {
-                    planes.split(&g, self.padding, xb, xp);
-                    for rows in g.tiles() {
-                        let tn = (rows.1 - rows.0) * g.ow;
-                        self.im2col(&g, (&planes, xp), rows, &mut cols[..k * tn]);
-                        let dst = &mut yb[rows.0 * g.ow..];
-                        matmul(
-                            dst,
-                            n,
-                            Mat::new(w),
-                            Mat::new(&cols[..k * tn]),
-                            (g.out, k, tn),
-                            false,
-                            threads,
-                        );
-                    }
-                    for (row, bias) in yb.chunks_exact_mut(n).zip(b) {
-                        with_act!(self.act, A => row.iter_mut().for_each(|v| *v = A::apply(*v + bias)));
-                    }
-                })
-            });
+        let y = self.forward_slices(&g, x, w, b);
         Ok((
             CpuStorage::F32(y),
             Shape::from((g.batch, g.out, g.oh, g.ow)),
@@ -495,116 +647,19 @@ impl CustomOp3 for Conv2dOp {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = self.geometry(x.dims(), w.dims())?;
-        let (k, n) = (g.k, g.n());
         let want_dx = x.track_op();
-        let threads = gemm_threads(g.batch);
-        let mut dx = vec![0.0f32; if want_dx { x.elem_count() } else { 0 }];
-        let mut dw_per = vec![0.0f32; g.batch * g.out * k];
-        let mut db_per = vec![0.0f32; g.batch * g.out];
-        with_f32(x, |xs| {
+        let (dx, dw, db) = with_f32(x, |xs| {
             with_f32(grad, |dy| {
                 with_f32(res, |y| {
                     with_f32(w, |ws| {
-                        let mut dx_chunks: Vec<&mut [f32]> = dx.chunks_mut(g.in_len()).collect();
-                        dx_chunks.resize_with(g.batch, Default::default);
-                        let tile = k * g.tile_rows() * g.ow;
-                        let planes = self.planes(&g);
-                        let plen = planes.len(g.channels);
-                        // A small weight gradient without an input gradient
-                        // needs no unfolding: dot products over the planes.
-                        let small_dw = g.out * k <= SMALL_WEIGHT_GRAD;
-                        let direct_dw = small_dw && !want_dx;
-                        let taps = self.tap_offsets(&g, &planes);
-                        xs.par_chunks(g.in_len())
-                            .zip(dy.par_chunks(g.out * n))
-                            .zip(y.par_chunks(g.out * n))
-                            .zip(dw_per.par_chunks_mut(g.out * k))
-                            .zip(db_per.par_chunks_mut(g.out))
-                            .zip(dx_chunks)
-                            .for_each(|(((((xb, dyb), yb), dwb), dbb), dxb)| {
-                                let dx_lens = if want_dx { (plen, tile) } else { (0, 0) };
-                                let lens = [plen, tile, dx_lens.0, dx_lens.1, g.out * n];
-                                with_scratch(lens, |[xp, cols, dxp, dcols, dpre]| {
-                                    planes.split(&g, self.padding, xb, xp);
-                                    dxp.fill(0.0);
-                                    // The gradient before the activation: dY * act'(y).
-                                    let gb = if self.act == Activation::Identity {
-                                        dyb
-                                    } else {
-                                        let pairs = dpre.iter_mut().zip(dyb.iter().zip(yb));
-                                        with_act!(self.act, A => pairs.for_each(|(p, (d, y))| *p = d * A::grad(*y)));
-                                        &dpre[..]
-                                    };
-                                    for (d, row) in dbb.iter_mut().zip(gb.chunks_exact(n)) {
-                                        *d = row.iter().sum();
-                                    }
-                                    if direct_dw {
-                                        dispatch(WeightGrad {
-                                            dz: (gb, n, g.ow),
-                                            x: (xp, &taps, self.stride.0 * planes.row_stride()),
-                                            rows: g.oh,
-                                            len: g.ow,
-                                            dw: dwb,
-                                            accumulate: false,
-                                        });
-                                        return;
-                                    }
-                                    for (i, rows) in g.tiles().enumerate() {
-                                        let tn = (rows.1 - rows.0) * g.ow;
-                                        let cols = &mut cols[..k * tn];
-                                        self.im2col(&g, (&planes, xp), rows, cols);
-                                        let gt = Mat::new(&gb[rows.0 * g.ow..]).ld(n);
-                                        if small_dw {
-                                            let taps: Vec<usize> = (0..k).map(|t| t * tn).collect();
-                                            dispatch(WeightGrad {
-                                                dz: (&gb[rows.0 * g.ow..], n, 0),
-                                                x: (cols, &taps, 0),
-                                                rows: 1,
-                                                len: tn,
-                                                dw: dwb,
-                                                accumulate: i > 0,
-                                            });
-                                        } else {
-                                            matmul(
-                                                dwb,
-                                                0,
-                                                gt,
-                                                Mat::t(cols),
-                                                (g.out, tn, k),
-                                                i > 0,
-                                                threads,
-                                            );
-                                        }
-                                        if want_dx {
-                                            let dcols = &mut dcols[..k * tn];
-                                            matmul(
-                                                dcols,
-                                                0,
-                                                Mat::t(ws),
-                                                gt,
-                                                (k, g.out, tn),
-                                                false,
-                                                threads,
-                                            );
-                                            self.col2im(&g, dcols, rows, (&planes, dxp));
-                                        }
-                                    }
-                                    if want_dx {
-                                        planes.join(&g, self.padding, dxp, dxb);
-                                    }
-                                })
-                            });
-                        Ok(())
+                        Ok(self.backward_slices(&g, (xs, dy, y, ws), want_dx))
                     })
                 })
             })
         })?;
-        let dw = sum_rows(&dw_per, g.out * k);
-        let db = sum_rows(&db_per, g.out);
-        let dx = if want_dx {
-            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
-        } else {
-            None
+        let dx = match dx {
+            Some(dx) => Some(Tensor::from_vec(dx, x.shape(), x.device())?),
+            None => None,
         };
         Ok((
             dx,
@@ -664,6 +719,87 @@ impl Kernel for WeightGrad<'_> {
                 }
             }
         }
+    }
+}
+
+/// A convolution and a batch norm: inputs `x`, the convolution's weight
+/// and bias flattened into one tensor, and the batch norm's weight and bias
+/// likewise.
+#[derive(Debug)]
+struct ConvBnOp {
+    conv: Conv2dOp,
+    weight_dims: [usize; 4],
+    bn: BatchNormOp,
+    /// The convolution's output, kept for the backward pass.
+    conv_out: Mutex<Vec<f32>>,
+}
+
+impl ConvBnOp {
+    /// The geometry of input `x` and its output's dims.
+    fn geometry(&self, x: &[usize]) -> candle_core::Result<(Geometry, [usize; 4])> {
+        let g = self.conv.geometry(x, &self.weight_dims)?;
+        Ok((g, [g.batch, g.out, g.oh, g.ow]))
+    }
+}
+
+impl CustomOp3 for ConvBnOp {
+    fn name(&self) -> &'static str {
+        "hark-conv2d-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (g, dims) = self.geometry(l1.dims())?;
+        let (x, conv, bn) = (f32_data(s1, l1)?, f32_data(s2, l2)?, f32_data(s3, l3)?);
+        let (w, b) = conv.split_at(g.out * g.k);
+        let y = self.conv.forward_slices(&g, x, w, b);
+        let z = self.bn.forward_on(&dims, &y, bn.split_at(g.out));
+        *self.conv_out.lock().unwrap_or_else(|e| e.into_inner()) = y;
+        Ok((CpuStorage::F32(z), Shape::from(dims.to_vec())))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        conv: &Tensor,
+        bn: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (g, dims) = self.geometry(x.dims())?;
+        let want_dx = x.track_op();
+        let y = self.conv_out.lock().unwrap_or_else(|e| e.into_inner());
+        let (gamma, dev) = (bn.narrow(0, 0, g.out)?.to_vec1::<f32>()?, x.device());
+        let (dx, dconv, dbn) = with_f32(x, |xs| {
+            with_f32(res, |z| {
+                with_f32(grad, |dz| {
+                    with_f32(conv, |params| {
+                        let (dy, dgamma, dbeta) = self.bn.backward_on(&dims, (&y, z, dz), &gamma);
+                        let w = &params[..g.out * g.k];
+                        let (dx, mut dw, db) =
+                            self.conv.backward_slices(&g, (xs, &dy, &y, w), want_dx);
+                        dw.extend(db);
+                        Ok((dx, dw, [dgamma, dbeta].concat()))
+                    })
+                })
+            })
+        })?;
+        let dx = match dx {
+            Some(dx) => Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            None => None,
+        };
+        Ok((
+            dx,
+            Some(Tensor::from_vec(dconv, conv.shape(), dev)?),
+            Some(Tensor::from_vec(dbn, bn.shape(), dev)?),
+        ))
     }
 }
 

@@ -260,6 +260,26 @@ fn batch_statistics_are_exact_for_data_far_from_zero() {
     }
 }
 
+/// Every tensor of a store's state_dict, as f32 values.
+fn state(store: &ParamStore) -> Vec<Vec<f32>> {
+    let state = store.state_dict();
+    let f32s = state
+        .iter()
+        .map(|(_, t)| t.to_dtype(candle_core::DType::F32));
+    f32s.map(|t| vals(&t.unwrap())).collect()
+}
+
+/// A fused op's tensors equal the separate layers' (up to float rounding).
+fn assert_same(fused: &[Vec<f32>], layers: &[Vec<f32>], case: &str) {
+    assert_eq!(fused.len(), layers.len());
+    for (i, (a, b)) in fused.iter().zip(layers).enumerate() {
+        assert_eq!(a.len(), b.len(), "{case} tensor {i}");
+        for (p, q) in a.iter().zip(b) {
+            assert!((p - q).abs() < 1e-5, "{case} tensor {i}: {p} vs {q}");
+        }
+    }
+}
+
 /// The fused batch norm, activation and max pooling against the three
 /// layers one by one: outputs, every gradient and the running statistics,
 /// in both modes, on a size the window does not divide.
@@ -298,23 +318,60 @@ fn fused_batch_norm_and_pooling_equal_the_layers() {
                 for (_, var) in store.trainable() {
                     out.push(vals(grads.get(var.as_tensor()).unwrap()));
                 }
-                out.extend(
-                    store
-                        .state_dict()
-                        .iter()
-                        .map(|(_, t)| vals(&t.to_dtype(candle_core::DType::F32).unwrap())),
-                );
+                out.extend(state(&store));
                 out
             };
-            for (i, (a, b)) in run(true).iter().zip(run(false)).enumerate() {
-                assert_eq!(a.len(), b.len());
-                for (p, q) in a.iter().zip(&b) {
-                    assert!(
-                        (p - q).abs() < 1e-5,
-                        "{train} {act:?} tensor {i}: {p} vs {q}"
-                    );
+            assert_same(&run(true), &run(false), &format!("{train} {act:?}"));
+        }
+    }
+}
+
+/// The fused convolution and batch norm against the layers one by one:
+/// outputs, every gradient and the running statistics, in both modes, for
+/// an input with and without a gradient.
+#[test]
+fn fused_convolution_and_batch_norm_equal_the_layers() {
+    let dims = (3usize, 2usize, 9usize, 11usize);
+    let n = dims.0 * dims.1 * dims.2 * dims.3;
+    let x0 = seq(n, 0.6);
+    let cfg = Conv2dConfig {
+        stride: (2, 2),
+        padding: (1, 1),
+    };
+    let gw = Tensor::from_vec(seq(3 * 5 * 5 * 6, 2.2), (3, 5, 5, 6), &Device::Cpu).unwrap();
+    for train in [true, false] {
+        for input_grad in [true, false] {
+            let run = |fused: bool| {
+                let store = ParamStore::new(3);
+                let root = store.root();
+                let init = Init::Uniform { bound: 0.5 };
+                let conv = conv2d_init(2, 5, (3, 3), cfg, init, init, &root.pp("conv")).unwrap();
+                let bn = batch_norm2d(5, BatchNormConfig::default(), &root.pp("bn")).unwrap();
+                let x = Var::from_vec(x0.clone(), dims, &Device::Cpu).unwrap();
+                let input = if input_grad {
+                    x.as_tensor().clone()
+                } else {
+                    x.as_tensor().detach()
+                };
+                let y = if fused {
+                    bn.forward_conv(&conv, Activation::Relu, &input, train, Activation::Identity)
+                        .unwrap()
+                } else {
+                    let y = conv.forward_act(&input, Activation::Relu, train).unwrap();
+                    bn.forward_t(&y, train).unwrap()
+                };
+                let grads = (&y * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+                let mut out = vec![vals(&y)];
+                if input_grad {
+                    out.push(vals(grads.get(x.as_tensor()).unwrap()));
                 }
-            }
+                for (_, var) in store.trainable() {
+                    out.push(vals(grads.get(var.as_tensor()).unwrap()));
+                }
+                out.extend(state(&store));
+                out
+            };
+            assert_same(&run(true), &run(false), &format!("{train} {input_grad}"));
         }
     }
 }
