@@ -114,7 +114,10 @@ pub(crate) fn matmul(
     let (b_rs, b_cs, b_span) = b.layout(k, n);
     check_len("lhs", a.data.len(), a_span);
     check_len("rhs", b.data.len(), b_span);
-    let parallelism = if threads > 1 {
+    // Splitting a small product costs more in handing work between
+    // threads than it saves.
+    const PARALLEL_MACS: usize = 1 << 21;
+    let parallelism = if threads > 1 && m * k * n >= PARALLEL_MACS {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
