@@ -577,9 +577,14 @@ fn backward<A: Act>(
                 act: PhantomData,
             });
         });
-    let dgamma = sums.iter().map(|s| s.1 as f32).collect();
-    let dbeta = sums.iter().map(|s| s.0 as f32).collect();
+    let (dgamma, dbeta) = param_grads(&sums);
     (dx, dgamma, dbeta)
+}
+
+/// The weight and bias gradients from each channel's (sum of dz, sum of dz *
+/// xhat).
+fn param_grads(sums: &[(f64, f64)]) -> (Vec<f32>, Vec<f32>) {
+    sums.iter().map(|&(g, gx)| (gx as f32, g as f32)).unzip()
 }
 
 /// The backward pass of a batch norm, activation and max pooling: the
@@ -657,8 +662,7 @@ impl Pooled<'_> {
             // Plus k * dz at each maximum.
             self.each::<A>(p, affine(c), |at, dz| dx[at - p * d.s] += k * dz);
         });
-        let dgamma = sums.iter().map(|s| s.1 as f32).collect();
-        let dbeta = sums.iter().map(|s| s.0 as f32).collect();
+        let (dgamma, dbeta) = param_grads(&sums);
         (dx, dgamma, dbeta)
     }
 }
