@@ -101,10 +101,13 @@ pub fn evaluate(model: &Model, loader: &Loader) -> Result<Evaluation> {
     let (mut loss_sum, mut correct, mut predictions) = (0.0f64, 0usize, Vec::new());
     for batch in loader.epoch(0) {
         let batch = batch.map_err(Error::Data)?;
-        let logits = model.forward_t(&batch_tensor(&batch)?, Some(&batch.lengths), false)?;
-        let loss: f32 = cross_entropy(&logits, &batch.labels)?.to_scalar()?;
+        // On a worker of the pool, as a training step.
+        let (loss, probs) = rayon::scope(|_| -> Result<(f32, Vec<Vec<f32>>)> {
+            let logits = model.forward_t(&batch_tensor(&batch)?, Some(&batch.lengths), false)?;
+            let loss = cross_entropy(&logits, &batch.labels)?.to_scalar()?;
+            Ok((loss, softmax(&logits)?.to_vec2()?))
+        })?;
         loss_sum += loss as f64 * batch.labels.len() as f64;
-        let probs: Vec<Vec<f32>> = softmax(&logits)?.to_vec2()?;
         for ((p, &label), &index) in probs.into_iter().zip(&batch.labels).zip(&batch.indices) {
             let predicted = argmax(&p);
             correct += usize::from(predicted == label);
