@@ -177,21 +177,23 @@ pub fn download(url: &str, dest: &Path, log: &mut dyn FnMut(&str)) -> Result<()>
         .build()
         .into();
     let size = || fs::metadata(&part).map_or(0, |m| m.len());
+    let fail = |e: anyhow::Error| e.context(format!("downloading {url} to {}", part.display()));
     let mut attempt = 0;
     loop {
         let before = size();
         match transfer(&agent, url, &part, log) {
             Ok(()) => break,
-            Err(Failure::Transient(e)) if attempt < RETRIES || size() > before => {
+            Err(Failure::Transient(e)) => {
                 // Only breaks in a row without progress count against the
                 // retries: a long download over a flaky line goes on.
                 attempt = if size() > before { 1 } else { attempt + 1 };
+                if attempt > RETRIES {
+                    return Err(fail(e));
+                }
                 log(&format!("{e:#}; resuming ({attempt}/{RETRIES})"));
                 std::thread::sleep(Duration::from_millis(250 << attempt));
             }
-            Err(Failure::Transient(e) | Failure::Fatal(e)) => {
-                return Err(e.context(format!("downloading {url} to {}", part.display())));
-            }
+            Err(Failure::Fatal(e)) => return Err(fail(e)),
         }
     }
     fs::rename(&part, dest)

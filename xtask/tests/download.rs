@@ -12,7 +12,7 @@ use md5::{Digest, Md5};
 use xtask::download::{Checksum, Source, describe, fetch};
 
 /// How the test server answers.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Behaviour {
     /// Honour `Range` with 206 responses.
     ranges: bool,
@@ -143,6 +143,18 @@ fn source(url: &str, checksum: Option<Checksum>) -> Source {
     }
 }
 
+/// A UrbanSound8K archive built in `tmp`, served with `behaviour(its
+/// length)`, and a source for it that checks its md5.
+fn served_urbansound(
+    tmp: &Path,
+    behaviour: impl FnOnce(usize) -> Behaviour,
+) -> (Vec<u8>, Server, Source) {
+    let archive = urbansound_archive(tmp);
+    let server = serve(archive.clone(), behaviour(archive.len()));
+    let src = source(&server.url, Some(Checksum::Md5(md5_hex(&archive))));
+    (archive, server, src)
+}
+
 fn fetch_logged(source: &Source, dir: &Path) -> (anyhow::Result<std::path::PathBuf>, String) {
     let mut log = String::new();
     let result = fetch(source, dir, &mut |l| {
@@ -155,17 +167,12 @@ fn fetch_logged(source: &Source, dir: &Path) -> (anyhow::Result<std::path::PathB
 #[test]
 fn a_broken_transfer_resumes_then_verifies_unpacks_and_is_described() {
     let tmp = tempfile::tempdir().unwrap();
-    let archive = urbansound_archive(tmp.path());
-    let server = serve(
-        archive.clone(),
-        Behaviour {
-            ranges: true,
-            cut_first_after: Some(1000),
-            cut_every_after: None,
-        },
-    );
+    let (archive, server, src) = served_urbansound(tmp.path(), |_| Behaviour {
+        ranges: true,
+        cut_first_after: Some(1000),
+        ..Default::default()
+    });
     let dir = tmp.path().join("datasets");
-    let src = source(&server.url, Some(Checksum::Md5(md5_hex(&archive))));
     let (root, log) = fetch_logged(&src, &dir);
     let root = root.unwrap();
     assert_eq!(*server.ranges_asked.lock().unwrap(), ["", "bytes=1000-"]);
@@ -207,19 +214,13 @@ fn a_broken_transfer_resumes_then_verifies_unpacks_and_is_described() {
 /// its length, the `Range` headers the server saw and the log.
 fn fetch_with_part(part: fn(&[u8]) -> Vec<u8>, ranges: bool) -> (usize, Vec<String>, String) {
     let tmp = tempfile::tempdir().unwrap();
-    let archive = urbansound_archive(tmp.path());
-    let server = serve(
-        archive.clone(),
-        Behaviour {
-            ranges,
-            cut_first_after: None,
-            cut_every_after: None,
-        },
-    );
+    let (archive, server, src) = served_urbansound(tmp.path(), |_| Behaviour {
+        ranges,
+        ..Default::default()
+    });
     let dir = tmp.path().join("datasets");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("UrbanSound8K.tar.gz.part"), part(&archive)).unwrap();
-    let src = source(&server.url, Some(Checksum::Md5(md5_hex(&archive))));
     let (root, log) = fetch_logged(&src, &dir);
     root.unwrap();
     let bytes = std::fs::read(dir.join("UrbanSound8K.tar.gz")).unwrap();
@@ -250,8 +251,7 @@ fn a_checksum_mismatch_moves_the_archive_aside_and_unpacks_nothing() {
         archive,
         Behaviour {
             ranges: true,
-            cut_first_after: None,
-            cut_every_after: None,
+            ..Default::default()
         },
     );
     let dir = tmp.path().join("datasets");
@@ -273,8 +273,7 @@ fn http_errors_fail_at_once_naming_the_status() {
         Vec::new(),
         Behaviour {
             ranges: true,
-            cut_first_after: None,
-            cut_every_after: None,
+            ..Default::default()
         },
     );
     let src = source(&server.url.replace("/archive", "/missing"), None);
@@ -313,8 +312,7 @@ fn an_esc50_zip_without_a_checksum_logs_its_sha256() {
         bytes,
         Behaviour {
             ranges: true,
-            cut_first_after: None,
-            cut_every_after: None,
+            ..Default::default()
         },
     );
     let src = Source {
@@ -343,8 +341,7 @@ fn the_command_downloads_and_prints_the_histogram() {
         archive,
         Behaviour {
             ranges: true,
-            cut_first_after: None,
-            cut_every_after: None,
+            ..Default::default()
         },
     );
     let dir = tmp.path().join("data");
@@ -389,18 +386,13 @@ fn the_command_downloads_and_prints_the_histogram() {
 #[test]
 fn a_line_that_keeps_breaking_still_finishes_while_each_try_makes_progress() {
     let tmp = tempfile::tempdir().unwrap();
-    let archive = urbansound_archive(tmp.path());
     // More breaks than RETRIES (5), each after an eighth of the archive.
-    let server = serve(
-        archive.clone(),
-        Behaviour {
-            ranges: true,
-            cut_first_after: None,
-            cut_every_after: Some(archive.len() / 8 + 1),
-        },
-    );
+    let (archive, server, src) = served_urbansound(tmp.path(), |len| Behaviour {
+        ranges: true,
+        cut_every_after: Some(len / 8 + 1),
+        ..Default::default()
+    });
     let dir = tmp.path().join("datasets");
-    let src = source(&server.url, Some(Checksum::Md5(md5_hex(&archive))));
     let (root, log) = fetch_logged(&src, &dir);
     root.unwrap();
     assert_eq!(server.ranges_asked.lock().unwrap().len(), 8, "{log}");

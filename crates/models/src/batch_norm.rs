@@ -339,28 +339,6 @@ impl BatchNormOp {
         }
     }
 
-    /// The output of `x` `[N, C, S]`, each channel mapped by `affine(c)`
-    /// = (scale, shift) and the activation.
-    fn forward_slices(
-        &self,
-        d: Dims,
-        x: &[f32],
-        affine: impl Fn(usize) -> (f32, f32) + Sync,
-    ) -> Vec<f32> {
-        let mut y = vec![0.0f32; x.len()];
-        with_act!(self.act, A => {
-            y.par_chunks_mut(d.s)
-                .zip(x.par_chunks(d.s))
-                .enumerate()
-                .with_min_len(64)
-                .for_each(|(i, (y, x))| {
-                    let (scale, shift) = affine(i % d.c);
-                    dispatch(Normalise::<A> { y, x, scale, shift, act: PhantomData });
-                })
-        });
-        y
-    }
-
     /// Statistics and output of `x` `[N, C, S]` (`dims`), with `gamma` and
     /// `beta`: the forward pass on slices.
     pub(crate) fn forward_on(
@@ -370,12 +348,19 @@ impl BatchNormOp {
         (gamma, beta): (&[f32], &[f32]),
     ) -> Vec<f32> {
         let d = Dims::of(dims);
-        let norm = self.normalisers(d, x);
-        let affine = |c: usize| {
-            let (mean, inv) = norm[c];
-            (gamma[c] * inv, beta[c] - mean * gamma[c] * inv)
-        };
-        self.forward_slices(d, x, affine)
+        let affine = affine(&self.normalisers(d, x), gamma, beta);
+        let mut y = vec![0.0f32; x.len()];
+        with_act!(self.act, A => {
+            y.par_chunks_mut(d.s)
+                .zip(x.par_chunks(d.s))
+                .enumerate()
+                .with_min_len(64)
+                .for_each(|(i, (y, x))| {
+                    let (scale, shift) = affine[i % d.c];
+                    dispatch(Normalise::<A> { y, x, scale, shift, act: PhantomData });
+                })
+        });
+        y
     }
 
     /// The input, weight and bias gradients from the input `x`, output `y`
@@ -386,23 +371,9 @@ impl BatchNormOp {
         (x, y, g): (&[f32], &[f32], &[f32]),
         gamma: &[f32],
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        self.backward_slices(
-            Dims::of(dims),
-            (x, y, g),
-            &self.recorded_normalisers(),
-            gamma,
-        )
-    }
-
-    fn backward_slices(
-        &self,
-        d: Dims,
-        (x, y, g): (&[f32], &[f32], &[f32]),
-        norm: &[(f32, f32)],
-        gamma: &[f32],
-    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (d, norm) = (Dims::of(dims), self.recorded_normalisers());
         let batch = matches!(self.stats, Stats::Batch(_));
-        with_act!(self.act, A => backward::<A>(d, x, y, g, norm, gamma, batch))
+        with_act!(self.act, A => backward::<A>(d, x, y, g, &norm, gamma, batch))
     }
 
     /// Per channel (mean, inverse std): computed from `x` and recorded, or
@@ -448,24 +419,20 @@ impl CustomOp3 for BatchNormOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let d = Dims::of(l1.dims());
         let (x, gamma, beta) = (f32_data(s1, l1)?, f32_data(s2, l2)?, f32_data(s3, l3)?);
-        let norm = self.normalisers(d, x);
-        let affine = |c: usize| {
-            let (mean, inv) = norm[c];
-            (gamma[c] * inv, beta[c] - mean * gamma[c] * inv)
+        let Some(pool) = &self.pool else {
+            let y = self.forward_on(l1.dims(), x, (gamma, beta));
+            return Ok((CpuStorage::F32(y), l1.shape().clone()));
         };
-        if let Some(pool) = &self.pool {
-            return with_act!(self.act, A => {
-                let map = |i: usize, x: &[f32], y: &mut [f32]| {
-                    let (scale, shift) = affine(i % d.c);
-                    dispatch(Normalise::<A> { y, x, scale, shift, act: PhantomData });
-                };
-                pool.max_pool_planes(l1, x, Some(&map))
-            });
-        }
-        let y = self.forward_slices(d, x, affine);
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        let d = Dims::of(l1.dims());
+        let affine = affine(&self.normalisers(d, x), gamma, beta);
+        with_act!(self.act, A => {
+            let map = |i: usize, x: &[f32], y: &mut [f32]| {
+                let (scale, shift) = affine[i % d.c];
+                dispatch(Normalise::<A> { y, x, scale, shift, act: PhantomData });
+            };
+            pool.max_pool_planes(l1, x, Some(&map))
+        })
     }
 
     fn bwd(
@@ -476,38 +443,34 @@ impl CustomOp3 for BatchNormOp {
         res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d = Dims::of(x.dims());
-        let norm = self.recorded_normalisers();
+        let (d, dims) = (Dims::of(x.dims()), x.dims());
         let gamma = gamma.to_vec1::<f32>()?;
-        let batch = matches!(self.stats, Stats::Batch(_));
-        if let Some(pool) = &self.pool {
-            let (argmax, beta) = (pool.argmax()?, beta.to_vec1::<f32>()?);
-            let (dx, dgamma, dbeta) = with_f32(x, |x| {
-                with_f32(grad, |g| {
-                    let p = Pooled {
-                        d,
-                        x,
-                        g,
-                        argmax: &argmax,
-                        n: g.len() / (d.n * d.c),
-                    };
-                    Ok(with_act!(self.act, A => p.backward::<A>(&norm, (&gamma, &beta), batch)))
+        let (dx, dgamma, dbeta) = match &self.pool {
+            Some(pool) => {
+                let (argmax, beta) = (pool.argmax()?, beta.to_vec1::<f32>()?);
+                let norm = self.recorded_normalisers();
+                let affine = affine(&norm, &gamma, &beta);
+                let batch = matches!(self.stats, Stats::Batch(_));
+                with_f32(x, |x| {
+                    with_f32(grad, |g| {
+                        let n = g.len() / (d.n * d.c);
+                        let p = Pooled {
+                            d,
+                            x,
+                            g,
+                            argmax: &argmax,
+                            n,
+                        };
+                        Ok(with_act!(self.act, A => p.backward::<A>(&norm, &affine, batch)))
+                    })
+                })?
+            }
+            None => with_f32(x, |x| {
+                with_f32(res, |y| {
+                    with_f32(grad, |g| Ok(self.backward_on(dims, (x, y, g), &gamma)))
                 })
-            })?;
-            let dev = x.device();
-            return Ok((
-                Some(Tensor::from_vec(dx, x.shape(), dev)?),
-                Some(Tensor::from_vec(dgamma, d.c, dev)?),
-                Some(Tensor::from_vec(dbeta, d.c, dev)?),
-            ));
-        }
-        let (dx, dgamma, dbeta) = with_f32(x, |x| {
-            with_f32(res, |y| {
-                with_f32(grad, |g| {
-                    Ok(self.backward_slices(d, (x, y, g), &norm, &gamma))
-                })
-            })
-        })?;
+            })?,
+        };
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), dev)?),
@@ -515,6 +478,15 @@ impl CustomOp3 for BatchNormOp {
             Some(Tensor::from_vec(dbeta, d.c, dev)?),
         ))
     }
+}
+
+/// Per channel, the `(scale, shift)` that normalise with `norm` (mean,
+/// inverse std) and apply `gamma` and `beta`: `x * scale + shift`.
+fn affine(norm: &[(f32, f32)], gamma: &[f32], beta: &[f32]) -> Vec<(f32, f32)> {
+    norm.iter()
+        .zip(gamma.iter().zip(beta))
+        .map(|(&(mean, inv), (&g, &b))| (g * inv, b - mean * g * inv))
+        .collect()
 }
 
 /// The input, weight and bias gradients of a batch norm followed by the
@@ -614,25 +586,22 @@ impl Pooled<'_> {
         }
     }
 
+    /// The gradients, from the statistics `norm` and each channel's
+    /// pre-activation `affine` (`x * scale + shift`).
     fn backward<A: Act>(
         &self,
         norm: &[(f32, f32)],
-        (gamma, beta): (&[f32], &[f32]),
+        affine: &[(f32, f32)],
         batch: bool,
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let d = self.d;
-        // The pre-activation: z = x * scale + shift.
-        let affine = |c: usize| {
-            let (mean, inv) = norm[c];
-            (gamma[c] * inv, beta[c] - mean * gamma[c] * inv)
-        };
         let sums: Vec<(f64, f64)> = (0..d.c)
             .into_par_iter()
             .map(|c| {
                 let (mean, inv) = norm[c];
                 let (mut sg, mut sgx) = (0.0f64, 0.0f64);
                 for b in 0..d.n {
-                    self.each::<A>(b * d.c + c, affine(c), |at, dz| {
+                    self.each::<A>(b * d.c + c, affine[c], |at, dz| {
                         sg += dz as f64;
                         sgx += (dz * (self.x[at] - mean) * inv) as f64;
                     });
@@ -645,7 +614,8 @@ impl Pooled<'_> {
         dx.par_chunks_mut(d.s).enumerate().for_each(|(p, dx)| {
             let c = p % d.c;
             let (mean, inv) = norm[c];
-            let k = gamma[c] * inv;
+            // d z / d x: gamma * inv.
+            let k = affine[c].0;
             if batch {
                 // Every position: k * (0 - mean_g - xhat * mean_gx).
                 let (mean_g, mean_gx) = ((sums[c].0 / count) as f32, (sums[c].1 / count) as f32);
@@ -660,7 +630,7 @@ impl Pooled<'_> {
                 });
             }
             // Plus k * dz at each maximum.
-            self.each::<A>(p, affine(c), |at, dz| dx[at - p * d.s] += k * dz);
+            self.each::<A>(p, affine[c], |at, dz| dx[at - p * d.s] += k * dz);
         });
         let (dgamma, dbeta) = param_grads(&sums);
         (dx, dgamma, dbeta)

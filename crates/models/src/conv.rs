@@ -292,6 +292,7 @@ impl Conv2dOp {
         let (k, n) = (g.k, g.n());
         let threads = gemm_threads(g.batch);
         let planes = self.planes(&g);
+        let unfold = Unfold::new(self, &g, &planes);
         let mut y = vec![0.0f32; g.batch * g.out * n];
         y.par_chunks_mut(g.out * n)
             .zip(x.par_chunks(g.in_len()))
@@ -301,7 +302,7 @@ impl Conv2dOp {
                     planes.split(&g, self.padding, xb, xp);
                     for rows in g.tiles() {
                         let tn = (rows.1 - rows.0) * g.ow;
-                        self.im2col(&g, (&planes, xp), rows, &mut cols[..k * tn]);
+                        unfold.im2col(xp, rows, &mut cols[..k * tn]);
                         let dst = &mut yb[rows.0 * g.ow..];
                         matmul(
                             dst,
@@ -344,7 +345,7 @@ impl Conv2dOp {
         // needs no unfolding: dot products over the planes.
         let small_dw = g.out * k <= SMALL_WEIGHT_GRAD;
         let direct_dw = small_dw && !want_dx;
-        let taps = self.tap_offsets(&g, &planes);
+        let unfold = Unfold::new(self, &g, &planes);
         xs.par_chunks(g.in_len())
             .zip(dy.par_chunks(g.out * n))
             .zip(y.par_chunks(g.out * n))
@@ -371,7 +372,7 @@ impl Conv2dOp {
                     if direct_dw {
                         dispatch(WeightGrad {
                             dz: (gb, n, g.ow),
-                            x: (xp, &taps, self.stride.0 * planes.row_stride()),
+                            x: (xp, &unfold.taps, unfold.step),
                             rows: g.oh,
                             len: g.ow,
                             dw: dwb,
@@ -379,16 +380,19 @@ impl Conv2dOp {
                         });
                         return;
                     }
+                    // The unfolded rows' starts, for the small weight gradient.
+                    let mut col_rows = Vec::new();
                     for (i, rows) in g.tiles().enumerate() {
                         let tn = (rows.1 - rows.0) * g.ow;
                         let cols = &mut cols[..k * tn];
-                        self.im2col(&g, (&planes, xp), rows, cols);
+                        unfold.im2col(xp, rows, cols);
                         let gt = Mat::new(&gb[rows.0 * g.ow..]).ld(n);
                         if small_dw {
-                            let taps: Vec<usize> = (0..k).map(|t| t * tn).collect();
+                            col_rows.clear();
+                            col_rows.extend((0..k).map(|t| t * tn));
                             dispatch(WeightGrad {
                                 dz: (&gb[rows.0 * g.ow..], n, 0),
-                                x: (cols, &taps, 0),
+                                x: (cols, &col_rows, 0),
                                 rows: 1,
                                 len: tn,
                                 dw: dwb,
@@ -416,7 +420,7 @@ impl Conv2dOp {
                                 false,
                                 threads,
                             );
-                            self.col2im(&g, dcols, rows, (&planes, dxp));
+                            unfold.col2im(dcols, rows, dxp);
                         }
                     }
                     if want_dx {
@@ -447,53 +451,53 @@ impl Conv2dOp {
             .map(|tap| planes.at(tap / (kh * kw), tap / kw % kh, tap % kw))
             .collect()
     }
+}
 
-    /// Calls `f(tap, first output row, planes offset)` for every unfolded
-    /// row `tap = (c, ki, kj)` and output row `oy` in `rows`: the row's `ow`
-    /// values are the planes' `ow` values from the offset on.
-    fn for_each_segment(
-        &self,
-        g: &Geometry,
-        planes: &Planes,
-        (oy0, oy1): (usize, usize),
-        mut f: impl FnMut(usize, usize, usize),
-    ) {
-        let step = self.stride.0 * planes.row_stride();
-        for (tap, at) in self.tap_offsets(g, planes).into_iter().enumerate() {
+/// Where each unfolded row `(tap, oy)` of one example lies in its
+/// [`Planes`]: `ow` values from `taps[tap] + oy * step` on.
+#[derive(Debug)]
+struct Unfold {
+    ow: usize,
+    /// Each tap's offset at output position (0, 0), from
+    /// [`Conv2dOp::tap_offsets`].
+    taps: Vec<usize>,
+    /// Planes distance between output rows.
+    step: usize,
+}
+
+impl Unfold {
+    fn new(op: &Conv2dOp, g: &Geometry, planes: &Planes) -> Self {
+        Self {
+            ow: g.ow,
+            taps: op.tap_offsets(g, planes),
+            step: op.stride.0 * planes.row_stride(),
+        }
+    }
+
+    /// Calls `f(unfolded row start, planes offset)` for every unfolded row
+    /// `(tap, oy)` with `oy` in `rows`, in the `[K, rows * OW]` order.
+    fn for_each_row(&self, (oy0, oy1): (usize, usize), mut f: impl FnMut(usize, usize)) {
+        let tn = (oy1 - oy0) * self.ow;
+        for (tap, &at) in self.taps.iter().enumerate() {
             for oy in oy0..oy1 {
-                f(tap, oy - oy0, at + oy * step);
+                f(tap * tn + (oy - oy0) * self.ow, at + oy * self.step);
             }
         }
     }
 
     /// Unfolds output rows `rows` of one example's planes into `cols`
-    /// `[K, rows * OW]`: one copy per unfolded row and output row.
-    fn im2col(
-        &self,
-        g: &Geometry,
-        planes: (&Planes, &[f32]),
-        rows: (usize, usize),
-        cols: &mut [f32],
-    ) {
-        let tn = (rows.1 - rows.0) * g.ow;
-        self.for_each_segment(g, planes.0, rows, |tap, r, at| {
-            cols[tap * tn + r * g.ow..][..g.ow].copy_from_slice(&planes.1[at..][..g.ow]);
+    /// `[K, rows * OW]`: one copy per unfolded row.
+    fn im2col(&self, planes: &[f32], rows: (usize, usize), cols: &mut [f32]) {
+        self.for_each_row(rows, |to, at| {
+            cols[to..][..self.ow].copy_from_slice(&planes[at..][..self.ow]);
         });
     }
 
     /// Adds `cols` `[K, rows * OW]` back into one example's gradient planes.
-    fn col2im(
-        &self,
-        g: &Geometry,
-        cols: &[f32],
-        rows: (usize, usize),
-        planes: (&Planes, &mut [f32]),
-    ) {
-        let tn = (rows.1 - rows.0) * g.ow;
-        let (layout, dx) = planes;
-        self.for_each_segment(g, layout, rows, |tap, r, at| {
-            let src = &cols[tap * tn + r * g.ow..][..g.ow];
-            dx[at..][..g.ow]
+    fn col2im(&self, cols: &[f32], rows: (usize, usize), planes: &mut [f32]) {
+        self.for_each_row(rows, |from, at| {
+            let src = &cols[from..][..self.ow];
+            planes[at..][..self.ow]
                 .iter_mut()
                 .zip(src)
                 .for_each(|(d, v)| *d += v);
@@ -657,10 +661,9 @@ impl CustomOp3 for Conv2dOp {
                 })
             })
         })?;
-        let dx = match dx {
-            Some(dx) => Some(Tensor::from_vec(dx, x.shape(), x.device())?),
-            None => None,
-        };
+        let dx = dx
+            .map(|dx| Tensor::from_vec(dx, x.shape(), x.device()))
+            .transpose()?;
         Ok((
             dx,
             Some(Tensor::from_vec(dw, w.shape(), w.device())?),
@@ -681,9 +684,8 @@ const SMALL_WEIGHT_GRAD: usize = 1024;
 /// `o * ld` in `dz`, tap `t`'s input rows at `taps[t]` in `x`, and each
 /// product runs over `rows` rows of `len` values (row strides in the
 /// pairs). `X` is the unfolded input (one row per tap) or, without
-/// unfolding, the input [`Planes`] (one row per output row and tap). As a
-/// matrix product it is small (8 x 50 for the first AudioCnn layer) with a
-/// long inner dimension, where GEMM kernels run at a fifth of their speed.
+/// unfolding, the input [`Planes`] (one row per output row and tap); see
+/// [`SMALL_WEIGHT_GRAD`] for when.
 struct WeightGrad<'a> {
     dz: (&'a [f32], usize, usize),
     x: (&'a [f32], &'a [usize], usize),
@@ -791,10 +793,9 @@ impl CustomOp3 for ConvBnOp {
                 })
             })
         })?;
-        let dx = match dx {
-            Some(dx) => Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            None => None,
-        };
+        let dx = dx
+            .map(|dx| Tensor::from_vec(dx, x.shape(), dev))
+            .transpose()?;
         Ok((
             dx,
             Some(Tensor::from_vec(dconv, conv.shape(), dev)?),

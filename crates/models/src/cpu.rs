@@ -243,6 +243,27 @@ mod tests {
     }
 
     #[test]
+    fn scratch_buffers_persist_and_a_nested_call_gets_its_own() {
+        with_scratch([3, 5], |[a, b]| {
+            assert_eq!((a.len(), b.len()), (3, 5));
+            a.fill(1.0);
+            // Work stolen while `a` is lent out must not see it.
+            with_scratch([3], |[c]| c.fill(2.0));
+            assert_eq!(a, [1.0; 3]);
+        });
+        // Buffers come back at the lengths asked, whatever they held.
+        with_scratch([2, 7], |[a, b]| assert_eq!((a.len(), b.len()), (2, 7)));
+    }
+
+    #[test]
+    fn lane_sums_add_every_value_tail_included() {
+        let x: Vec<f32> = (1..=19).map(|i| i as f32).collect();
+        let y: Vec<f32> = vec![2.0; 19];
+        let [s, p] = lane_sums([&x, &y], |[x, y]| [x, x * y]);
+        assert_eq!((s, p), (190.0, 380.0));
+    }
+
+    #[test]
     fn matmul_equals_the_naive_product_for_every_transposition() {
         let (m, k, n) = (5, 7, 3);
         let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::f32_data;
+use crate::cpu::{f32_data, with_scratch};
 
 /// Which reduction a pooling window applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,38 +95,28 @@ impl Pool {
         let g = self.geometry(layout)?;
         let (n, hw) = (g.oh * g.ow, g.h * g.w);
         let mut out = vec![0.0f32; g.planes * n];
-        let mut argmax = vec![
-            0u32;
-            if self.argmax.is_some() {
-                g.planes * n
-            } else {
-                0
-            }
-        ];
+        let record = self.argmax.is_some();
+        let mut argmax = vec![0u32; if record { g.planes * n } else { 0 }];
         let mut argmax_planes: Vec<&mut [u32]> = argmax.chunks_mut(n.max(1)).collect();
         argmax_planes.resize_with(g.planes, Default::default);
-        let record = self.argmax.is_some();
+        let mapped_len = if map.is_some() { hw } else { 0 };
         out.par_chunks_mut(n)
             .zip(x.par_chunks(hw))
             .zip(argmax_planes)
             .enumerate()
             .for_each_init(
-                || {
-                    (
-                        vec![0.0f32; if map.is_some() { hw } else { 0 }],
-                        vec![0.0f32; g.w],
-                        vec![0u32; g.w],
-                    )
-                },
-                |(mapped, m, r), (i, ((o, plane), a))| {
-                    let plane = match map {
-                        Some(map) => {
-                            map(i, plane, mapped);
-                            &mapped[..]
-                        }
-                        None => plane,
-                    };
-                    self.max_plane(&g, plane, (m, r), o, record.then_some(a));
+                || vec![0u32; g.w],
+                |col_row, (i, ((o, plane), a))| {
+                    with_scratch([mapped_len, g.w], |[mapped, col_max]| {
+                        let plane = match map {
+                            Some(map) => {
+                                map(i, plane, mapped);
+                                &*mapped
+                            }
+                            None => plane,
+                        };
+                        self.max_plane(&g, plane, (col_max, col_row), o, record.then_some(a));
+                    })
                 },
             );
         if let Some(record) = &self.argmax {
