@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::check_image;
 use crate::summary::Trace;
 use crate::{
-    Activation, AudioModel, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Error, Init,
-    InputShape, Linear, ParamBuilder, Result, batch_norm2d, conv2d_init, dropout, linear,
+    Activation, AudioModel, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, ConvBn, Dropout,
+    Error, Init, InputShape, Linear, ParamBuilder, Result, batch_norm2d, conv2d_init, dropout,
+    forward_conv_bn, linear,
 };
 
 /// Options of [`AudioCnn`].
@@ -103,27 +104,36 @@ impl AudioModel for AudioCnn {
         trace: &mut Trace,
     ) -> Result<Tensor> {
         check_image(self.name(), x, self.input.channels, self.input.height)?;
-        let mut x = x.clone();
-        for (i, (conv, bn)) in self.blocks.iter().enumerate() {
-            let (h, w) = (x.dim(2)?, x.dim(3)?);
-            if conv.output_size((h, w)).is_none() {
-                return Err(Error::Input {
-                    model: self.name(),
-                    expected: "at least 1x1 after each stride-2 convolution".into(),
-                    got: x.dims().to_vec(),
-                });
-            }
-            if trace.is_on() {
+        let mut size = (x.dim(2)?, x.dim(3)?);
+        for (conv, _) in &self.blocks {
+            size = conv.output_size(size).ok_or_else(|| Error::Input {
+                model: self.name(),
+                expected: "at least 1x1 after each stride-2 convolution".into(),
+                got: x.dims().to_vec(),
+            })?;
+        }
+        let x = if trace.is_on() {
+            let mut x = x.clone();
+            for (i, (conv, bn)) in self.blocks.iter().enumerate() {
                 x = conv.forward_act(&x, Activation::Relu, train)?;
                 trace.record(&format!("conv{}", i + 1), conv, &x);
                 trace.record(&format!("relu{}", i + 1), &"ReLU()", &x);
                 x = bn.forward_t(&x, train)?;
-            } else {
-                // The same three layers in one op.
-                x = bn.forward_conv(conv, Activation::Relu, &x, train, Activation::Identity)?;
+                trace.record(&format!("bn{}", i + 1), bn, &x);
             }
-            trace.record(&format!("bn{}", i + 1), bn, &x);
-        }
+            x
+        } else {
+            // The same layers in one op.
+            let blocks: Vec<ConvBn<'_>> = (self.blocks.iter())
+                .map(|(conv, bn)| ConvBn {
+                    conv,
+                    conv_act: Activation::Relu,
+                    bn,
+                    act: Activation::Identity,
+                })
+                .collect();
+            forward_conv_bn(&blocks, x, train)?
+        };
         let x = x.mean((2, 3))?;
         trace.record("ap", &"AdaptiveAvgPool2d(output_size=1) + flatten", &x);
         let x = self.dropout.forward_t(&x, train)?;

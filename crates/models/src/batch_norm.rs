@@ -139,36 +139,6 @@ impl BatchNorm {
         self.apply(x, train, act, Some(pool))
     }
 
-    /// A convolution (with its activation `conv_act`) and this batch norm
-    /// (with `act`) in one op, as `forward_act(conv.forward_act(x))`: the
-    /// convolution's output is kept inside the op rather than made a
-    /// tensor of the graph, so it gets no gradient tensor of its own and
-    /// the backward pass hands the batch norm's input gradient straight to
-    /// the convolution.
-    ///
-    /// # Errors
-    /// As the two layers.
-    pub fn forward_conv(
-        &self,
-        conv: &crate::Conv2d,
-        conv_act: Activation,
-        x: &Tensor,
-        train: bool,
-        act: Activation,
-    ) -> Result<Tensor> {
-        let (b, _, h, w) = x.dims4()?;
-        let Some((oh, ow)) = conv.output_size((h, w)) else {
-            return Err(crate::Error::Layer(format!(
-                "the convolution's kernel is larger than the padded input {:?}",
-                x.dims()
-            )));
-        };
-        let dims = [b, conv.out_channels(), oh, ow];
-        self.run(&dims, train, act, None, |op| {
-            conv.forward_bn(x, conv_act, op, (&self.weight, &self.bias))
-        })
-    }
-
     fn apply(
         &self,
         x: &Tensor,
@@ -191,15 +161,29 @@ impl BatchNorm {
         pool: Option<crate::pool::Pool>,
         apply: impl FnOnce(BatchNormOp) -> Result<Tensor>,
     ) -> Result<Tensor> {
+        let op = self.op(dims, train, act, pool)?;
+        let stats = op.stats.clone();
+        let y = apply(op)?;
+        self.record(&stats, dims)?;
+        Ok(y)
+    }
+
+    /// The op for an input of shape `dims`.
+    fn op(
+        &self,
+        dims: &[usize],
+        train: bool,
+        act: Activation,
+        pool: Option<crate::pool::Pool>,
+    ) -> Result<BatchNormOp> {
         let channels = self.weight.elem_count();
         if dims.len() < 2 || dims[1] != channels {
             return Err(crate::Error::Layer(format!(
                 "batch norm over {channels} channels got an input of shape {dims:?}"
             )));
         }
-        let per_channel = dims.iter().product::<usize>() / channels;
         let stats = if train {
-            if per_channel < 2 {
+            if per_channel(dims) < 2 {
                 return Err(crate::Error::Layer(format!(
                     "batch norm in train mode needs more than one value per channel, got {dims:?}"
                 )));
@@ -215,20 +199,24 @@ impl BatchNorm {
                     .collect(),
             )
         };
-        let op = BatchNormOp {
+        Ok(BatchNormOp {
             eps: self.config.eps,
             act,
-            stats: stats.clone(),
+            stats,
             pool,
-        };
-        let y = apply(op)?;
-        if let Stats::Batch(batch) = stats {
-            self.update_running(
+        })
+    }
+
+    /// Moves the running statistics toward the batch statistics an op
+    /// recorded in `stats` for an input of shape `dims` (train mode only).
+    fn record(&self, stats: &Stats, dims: &[usize]) -> Result<()> {
+        match stats {
+            Stats::Batch(batch) => self.update_running(
                 &batch.lock().unwrap_or_else(|e| e.into_inner()),
-                per_channel,
-            )?;
+                per_channel(dims),
+            ),
+            Stats::Fixed(_) => Ok(()),
         }
-        Ok(y)
     }
 
     fn update_running(&self, batch: &[BatchStat], n: usize) -> Result<()> {
@@ -258,6 +246,65 @@ impl BatchNorm {
     }
 }
 
+/// A convolution with its activation, then a batch norm with its
+/// activation: a block of [`forward_conv_bn`].
+#[derive(Debug, Clone, Copy)]
+pub struct ConvBn<'a> {
+    /// The convolution.
+    pub conv: &'a crate::Conv2d,
+    /// The activation after the convolution.
+    pub conv_act: Activation,
+    /// The batch norm.
+    pub bn: &'a BatchNorm,
+    /// The activation after the batch norm.
+    pub act: Activation,
+}
+
+/// The `blocks` applied in turn to `x`
+/// (`bn.forward_act(conv.forward_act(x, conv_act), act)` for each), in one
+/// op: the activations between the layers are kept inside it rather than
+/// made tensors of the graph, so they get no gradient tensors of their own,
+/// and the backward pass hands each layer's input gradient straight to the
+/// layer before. Same results as the layers one by one.
+///
+/// # Errors
+/// No blocks, or as the layers: a wrong input shape or channel count, a
+/// kernel larger than the padded input, a train-mode batch with a single
+/// value per channel.
+pub fn forward_conv_bn(blocks: &[ConvBn<'_>], x: &Tensor, train: bool) -> Result<Tensor> {
+    if blocks.is_empty() {
+        return Err(crate::Error::Layer(
+            "a conv/batch-norm chain needs a block".into(),
+        ));
+    }
+    let mut dims = x.dims4()?;
+    let mut ops = Vec::with_capacity(blocks.len());
+    let mut stats = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        let Some((oh, ow)) = b.conv.output_size((dims.2, dims.3)) else {
+            return Err(crate::Error::Layer(format!(
+                "the convolution's kernel is larger than the padded input {:?}",
+                [dims.0, dims.1, dims.2, dims.3]
+            )));
+        };
+        dims = (dims.0, b.conv.out_channels(), oh, ow);
+        let out = [dims.0, dims.1, dims.2, dims.3];
+        let op = b.bn.op(&out, train, b.act, None)?;
+        stats.push((op.stats.clone(), out));
+        ops.push(crate::conv::ChainBlock {
+            conv: b.conv,
+            conv_act: b.conv_act,
+            bn: op,
+            bn_params: (&b.bn.weight, &b.bn.bias),
+        });
+    }
+    let y = crate::conv::chain(x, ops)?;
+    for (b, (stats, dims)) in blocks.iter().zip(stats) {
+        b.bn.record(&stats, &dims)?;
+    }
+    Ok(y)
+}
+
 impl fmt::Display for BatchNorm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -269,6 +316,11 @@ impl fmt::Display for BatchNorm {
             self.config.momentum
         )
     }
+}
+
+/// Values per channel in an input of shape `dims` (`[N, C, ...]`).
+fn per_channel(dims: &[usize]) -> usize {
+    dims.iter().product::<usize>() / dims[1].max(1)
 }
 
 fn inv_std(var: f64, eps: f64) -> f32 {

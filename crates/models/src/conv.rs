@@ -93,14 +93,8 @@ impl Conv2d {
     /// # Errors
     /// As [`forward_t`](Self::forward_t).
     pub fn forward_act(&self, x: &Tensor, act: Activation, _train: bool) -> Result<Tensor> {
-        let (_, _, kh, kw) = self.weight.dims4()?;
-        let op = Conv2dOp {
-            kernel: (kh, kw),
-            stride: self.config.stride,
-            padding: self.config.padding,
-            act,
-        };
-        Ok(x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?)
+        Ok(x.contiguous()?
+            .apply_op3(&self.weight, &self.bias, self.op(act)?)?)
     }
 }
 
@@ -110,33 +104,50 @@ impl Conv2d {
         self.bias.elem_count()
     }
 
-    /// The convolution, its activation and the batch norm `bn` (with
-    /// `gamma` and `beta`) in one op; see [`crate::BatchNorm::forward_conv`].
-    pub(crate) fn forward_bn(
-        &self,
-        x: &Tensor,
-        act: Activation,
-        bn: BatchNormOp,
-        (gamma, beta): (&Tensor, &Tensor),
-    ) -> Result<Tensor> {
-        let (out, channels, kh, kw) = self.weight.dims4()?;
-        // One tensor per op input: the packing's backward pass hands each
-        // parameter its part of the gradient.
-        let conv_params = Tensor::cat(&[&self.weight.flatten_all()?, &self.bias], 0)?;
-        let bn_params = Tensor::cat(&[gamma, beta], 0)?;
-        let op = ConvBnOp {
-            conv: Conv2dOp {
-                kernel: (kh, kw),
-                stride: self.config.stride,
-                padding: self.config.padding,
-                act,
-            },
-            weight_dims: [out, channels, kh, kw],
-            bn,
-            conv_out: Mutex::new(Vec::new()),
-        };
-        Ok(x.contiguous()?.apply_op3(&conv_params, &bn_params, op)?)
+    /// The op of this layer with activation `act`.
+    fn op(&self, act: Activation) -> Result<Conv2dOp> {
+        let (_, _, kh, kw) = self.weight.dims4()?;
+        Ok(Conv2dOp {
+            kernel: (kh, kw),
+            stride: self.config.stride,
+            padding: self.config.padding,
+            act,
+        })
     }
+}
+
+/// One block of [`chain`]: a convolution with its activation, and
+/// the batch norm op that follows it with its weight and bias.
+pub(crate) struct ChainBlock<'a> {
+    pub conv: &'a Conv2d,
+    pub conv_act: Activation,
+    pub bn: BatchNormOp,
+    pub bn_params: (&'a Tensor, &'a Tensor),
+}
+
+/// The blocks applied in turn to `x`, as one op; see
+/// [`crate::forward_conv_bn`].
+pub(crate) fn chain(x: &Tensor, blocks: Vec<ChainBlock<'_>>) -> Result<Tensor> {
+    // One tensor per op input: the packing's backward pass hands each
+    // parameter its part of the gradient.
+    let mut conv_params = Vec::new();
+    let mut bn_params = Vec::new();
+    let mut ops = Vec::new();
+    for b in blocks {
+        conv_params.extend([b.conv.weight.flatten_all()?, b.conv.bias.clone()]);
+        bn_params.extend([b.bn_params.0, b.bn_params.1]);
+        ops.push(ChainOp {
+            conv: b.conv.op(b.conv_act)?,
+            weight_dims: b.conv.weight.dims4()?.into(),
+            bn: b.bn,
+        });
+    }
+    let op = ConvBnChain {
+        ops,
+        kept: Mutex::new(Vec::new()),
+    };
+    let (conv_params, bn_params) = (Tensor::cat(&conv_params, 0)?, Tensor::cat(&bn_params, 0)?);
+    Ok(x.contiguous()?.apply_op3(&conv_params, &bn_params, op)?)
 }
 
 impl fmt::Display for Conv2d {
@@ -724,29 +735,124 @@ impl Kernel for WeightGrad<'_> {
     }
 }
 
-/// A convolution and a batch norm: inputs `x`, the convolution's weight
-/// and bias flattened into one tensor, and the batch norm's weight and bias
-/// likewise.
+/// One convolution and the batch norm after it, in a [`ConvBnChain`].
 #[derive(Debug)]
-struct ConvBnOp {
+struct ChainOp {
     conv: Conv2dOp,
     weight_dims: [usize; 4],
     bn: BatchNormOp,
-    /// The convolution's output, kept for the backward pass.
-    conv_out: Mutex<Vec<f32>>,
 }
 
-impl ConvBnOp {
-    /// The geometry of input `x` and its output's dims.
-    fn geometry(&self, x: &[usize]) -> candle_core::Result<(Geometry, [usize; 4])> {
-        let g = self.conv.geometry(x, &self.weight_dims)?;
-        Ok((g, [g.batch, g.out, g.oh, g.ow]))
+/// What the forward pass keeps of one [`ChainOp`] for the backward pass.
+#[derive(Debug)]
+struct Kept {
+    /// The convolution's output.
+    conv_out: Vec<f32>,
+    /// The batch norm's output, the next op's input; the last op's is the
+    /// chain's output, which candle keeps.
+    out: Vec<f32>,
+}
+
+/// Convolutions each followed by a batch norm: inputs `x`, every
+/// convolution's weight and bias flattened into one tensor (in order), and
+/// every batch norm's weight and bias likewise. The activations between
+/// the ops stay inside, so they get no gradient tensors of the graph and
+/// each backward step hands its input gradient straight to the one before.
+#[derive(Debug)]
+struct ConvBnChain {
+    ops: Vec<ChainOp>,
+    kept: Mutex<Vec<Kept>>,
+}
+
+/// One [`ChainOp`]'s sizes in a call: its geometry, its output's dims, and
+/// where its parameters start in the two parameter tensors.
+#[derive(Debug, Clone, Copy)]
+struct ChainStep {
+    g: Geometry,
+    dims: [usize; 4],
+    conv_at: usize,
+    bn_at: usize,
+}
+
+impl ChainStep {
+    /// The convolution's weight and bias in the concatenated parameters.
+    fn conv<'a>(&self, params: &'a [f32]) -> (&'a [f32], &'a [f32]) {
+        let (out, k) = (self.g.out, self.g.k);
+        params[self.conv_at..self.conv_at + out * (k + 1)].split_at(out * k)
+    }
+
+    /// The batch norm's weight and bias in the concatenated parameters.
+    fn bn<'a>(&self, params: &'a [f32]) -> (&'a [f32], &'a [f32]) {
+        params[self.bn_at..self.bn_at + 2 * self.g.out].split_at(self.g.out)
     }
 }
 
-impl CustomOp3 for ConvBnOp {
+impl ConvBnChain {
+    /// Each op's sizes for input dims `x`.
+    fn plan(&self, x: &[usize]) -> candle_core::Result<Vec<ChainStep>> {
+        let (mut dims, mut conv_at, mut bn_at) = (x.to_vec(), 0, 0);
+        self.ops
+            .iter()
+            .map(|op| {
+                let g = op.conv.geometry(&dims, &op.weight_dims)?;
+                let step = ChainStep {
+                    g,
+                    dims: [g.batch, g.out, g.oh, g.ow],
+                    conv_at,
+                    bn_at,
+                };
+                dims = step.dims.to_vec();
+                (conv_at, bn_at) = (conv_at + g.out * (g.k + 1), bn_at + 2 * g.out);
+                Ok(step)
+            })
+            .collect()
+    }
+
+    /// The input (if `want_dx`), convolution-parameter and batch-norm
+    /// parameter gradients, from the chain's input `x`, its output `last`,
+    /// the output's gradient and the two parameter tensors.
+    fn backward_slices(
+        &self,
+        plan: &[ChainStep],
+        (x, last, grad): (&[f32], &[f32], &[f32]),
+        (conv, bn): (&[f32], &[f32]),
+        want_dx: bool,
+    ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut dconv, mut dbn) = (vec![0.0f32; conv.len()], vec![0.0f32; bn.len()]);
+        let mut dz: Option<Vec<f32>> = None;
+        for (i, (op, step)) in self.ops.iter().zip(plan).enumerate().rev() {
+            let conv_out = &kept[i].conv_out;
+            let out = if i + 1 == plan.len() {
+                last
+            } else {
+                &kept[i].out
+            };
+            let input = if i == 0 { x } else { &kept[i - 1].out };
+            let dz_now = dz.as_deref().unwrap_or(grad);
+            let (dy, dgamma, dbeta) =
+                op.bn
+                    .backward_on(&step.dims, (conv_out, out, dz_now), step.bn(bn).0);
+            let data = (input, &dy[..], &conv_out[..], step.conv(conv).0);
+            let (dx, dw, db) = op.conv.backward_slices(&step.g, data, i > 0 || want_dx);
+            for (at, part) in [
+                (step.conv_at, dw),
+                (step.conv_at + step.g.out * step.g.k, db),
+            ] {
+                dconv[at..][..part.len()].copy_from_slice(&part);
+            }
+            for (at, part) in [(step.bn_at, dgamma), (step.bn_at + step.g.out, dbeta)] {
+                dbn[at..][..part.len()].copy_from_slice(&part);
+            }
+            dz = dx;
+        }
+        (dz, dconv, dbn)
+    }
+}
+
+impl CustomOp3 for ConvBnChain {
     fn name(&self) -> &'static str {
-        "hark-conv2d-batch-norm"
+        "hark-conv2d-batch-norm-chain"
     }
 
     fn cpu_fwd(
@@ -758,13 +864,22 @@ impl CustomOp3 for ConvBnOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (g, dims) = self.geometry(l1.dims())?;
+        let plan = self.plan(l1.dims())?;
         let (x, conv, bn) = (f32_data(s1, l1)?, f32_data(s2, l2)?, f32_data(s3, l3)?);
-        let (w, b) = conv.split_at(g.out * g.k);
-        let y = self.conv.forward_slices(&g, x, w, b);
-        let z = self.bn.forward_on(&dims, &y, bn.split_at(g.out));
-        *self.conv_out.lock().unwrap_or_else(|e| e.into_inner()) = y;
-        Ok((CpuStorage::F32(z), Shape::from(dims.to_vec())))
+        let mut kept = Vec::with_capacity(self.ops.len());
+        for (op, step) in self.ops.iter().zip(&plan) {
+            let input = kept.last().map_or(x, |k: &Kept| &k.out);
+            let (w, b) = step.conv(conv);
+            let conv_out = op.conv.forward_slices(&step.g, input, w, b);
+            let out = op.bn.forward_on(&step.dims, &conv_out, step.bn(bn));
+            kept.push(Kept { conv_out, out });
+        }
+        let (last, dims) = match (kept.last_mut(), plan.last()) {
+            (Some(k), Some(step)) => (std::mem::take(&mut k.out), step.dims),
+            _ => candle_core::bail!("a conv/batch-norm chain needs at least one block"),
+        };
+        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = kept;
+        Ok((CpuStorage::F32(last), Shape::from(dims.to_vec())))
     }
 
     fn bwd(
@@ -775,24 +890,19 @@ impl CustomOp3 for ConvBnOp {
         res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (g, dims) = self.geometry(x.dims())?;
-        let want_dx = x.track_op();
-        let y = self.conv_out.lock().unwrap_or_else(|e| e.into_inner());
-        let (gamma, dev) = (bn.narrow(0, 0, g.out)?.to_vec1::<f32>()?, x.device());
+        let plan = self.plan(x.dims())?;
+        let (bn_params, want_dx) = (bn.to_vec1::<f32>()?, x.track_op());
         let (dx, dconv, dbn) = with_f32(x, |xs| {
-            with_f32(res, |z| {
-                with_f32(grad, |dz| {
-                    with_f32(conv, |params| {
-                        let (dy, dgamma, dbeta) = self.bn.backward_on(&dims, (&y, z, dz), &gamma);
-                        let w = &params[..g.out * g.k];
-                        let (dx, mut dw, db) =
-                            self.conv.backward_slices(&g, (xs, &dy, &y, w), want_dx);
-                        dw.extend(db);
-                        Ok((dx, dw, [dgamma, dbeta].concat()))
+            with_f32(res, |last| {
+                with_f32(grad, |grad| {
+                    with_f32(conv, |conv| {
+                        let data = (xs, last, grad);
+                        Ok(self.backward_slices(&plan, data, (conv, &bn_params), want_dx))
                     })
                 })
             })
         })?;
+        let dev = x.device();
         let dx = dx
             .map(|dx| Tensor::from_vec(dx, x.shape(), dev))
             .transpose()?;

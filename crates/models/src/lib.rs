@@ -54,7 +54,9 @@ mod vgg;
 
 pub use activation::Activation;
 pub use audio_cnn::{AudioCnn, AudioCnnConfig};
-pub use batch_norm::{BatchNorm, BatchNormConfig, batch_norm1d, batch_norm2d};
+pub use batch_norm::{
+    BatchNorm, BatchNormConfig, ConvBn, batch_norm1d, batch_norm2d, forward_conv_bn,
+};
 pub use conv::{Conv2d, Conv2dConfig, conv2d, conv2d_init};
 pub use crnn::{Crnn, CrnnConfig, crnn_size_after_convs};
 pub use dropout::{Dropout, dropout};

@@ -2,10 +2,10 @@
 //! its gradients by definition over a grid of kernels, strides and paddings;
 //! batch norm in eval mode against finite differences; rectangular pooling.
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use hark_models::{
-    Activation, BatchNormConfig, Conv2dConfig, Init, ParamStore, batch_norm2d, conv2d_init,
-    max_pool2d, max_pool2d_hw,
+    Activation, BatchNormConfig, Conv2dConfig, ConvBn, Init, ParamStore, batch_norm2d, conv2d,
+    conv2d_init, forward_conv_bn, max_pool2d, max_pool2d_hw,
 };
 
 /// Conv outputs and gradients against the f64 reference.
@@ -326,27 +326,54 @@ fn fused_batch_norm_and_pooling_equal_the_layers() {
     }
 }
 
-/// The fused convolution and batch norm against the layers one by one:
-/// outputs, every gradient and the running statistics, in both modes, for
-/// an input with and without a gradient.
+/// A fused chain of convolutions and batch norms against the layers one by
+/// one: outputs, every gradient and the running statistics, in both modes,
+/// for an input with and without a gradient.
 #[test]
-fn fused_convolution_and_batch_norm_equal_the_layers() {
+fn fused_convolutions_and_batch_norms_equal_the_layers() {
     let dims = (3usize, 2usize, 9usize, 11usize);
     let n = dims.0 * dims.1 * dims.2 * dims.3;
     let x0 = seq(n, 0.6);
-    let cfg = Conv2dConfig {
+    let strided = Conv2dConfig {
         stride: (2, 2),
         padding: (1, 1),
     };
-    let gw = Tensor::from_vec(seq(3 * 5 * 5 * 6, 2.2), (3, 5, 5, 6), &Device::Cpu).unwrap();
+    // Two blocks: [3, 5, 5, 6], then [3, 4, 3, 4].
+    let gw = Tensor::from_vec(seq(3 * 4 * 3 * 4, 2.2), (3, 4, 3, 4), &Device::Cpu).unwrap();
     for train in [true, false] {
         for input_grad in [true, false] {
             let run = |fused: bool| {
                 let store = ParamStore::new(3);
                 let root = store.root();
                 let init = Init::Uniform { bound: 0.5 };
-                let conv = conv2d_init(2, 5, (3, 3), cfg, init, init, &root.pp("conv")).unwrap();
-                let bn = batch_norm2d(5, BatchNormConfig::default(), &root.pp("bn")).unwrap();
+                let conv1 =
+                    conv2d_init(2, 5, (3, 3), strided, init, init, &root.pp("conv1")).unwrap();
+                let bn1 = batch_norm2d(5, BatchNormConfig::default(), &root.pp("bn1")).unwrap();
+                let conv2 = conv2d_init(
+                    5,
+                    4,
+                    (3, 3),
+                    Conv2dConfig::default(),
+                    init,
+                    init,
+                    &root.pp("conv2"),
+                )
+                .unwrap();
+                let bn2 = batch_norm2d(4, BatchNormConfig::default(), &root.pp("bn2")).unwrap();
+                let blocks = [
+                    ConvBn {
+                        conv: &conv1,
+                        conv_act: Activation::Relu,
+                        bn: &bn1,
+                        act: Activation::Identity,
+                    },
+                    ConvBn {
+                        conv: &conv2,
+                        conv_act: Activation::Identity,
+                        bn: &bn2,
+                        act: Activation::Elu,
+                    },
+                ];
                 let x = Var::from_vec(x0.clone(), dims, &Device::Cpu).unwrap();
                 let input = if input_grad {
                     x.as_tensor().clone()
@@ -354,11 +381,12 @@ fn fused_convolution_and_batch_norm_equal_the_layers() {
                     x.as_tensor().detach()
                 };
                 let y = if fused {
-                    bn.forward_conv(&conv, Activation::Relu, &input, train, Activation::Identity)
-                        .unwrap()
+                    forward_conv_bn(&blocks, &input, train).unwrap()
                 } else {
-                    let y = conv.forward_act(&input, Activation::Relu, train).unwrap();
-                    bn.forward_t(&y, train).unwrap()
+                    blocks.iter().fold(input, |x, b| {
+                        let y = b.conv.forward_act(&x, b.conv_act, train).unwrap();
+                        b.bn.forward_act(&y, train, b.act).unwrap()
+                    })
                 };
                 let grads = (&y * &gw).unwrap().sum_all().unwrap().backward().unwrap();
                 let mut out = vec![vals(&y)];
@@ -374,6 +402,30 @@ fn fused_convolution_and_batch_norm_equal_the_layers() {
             assert_same(&run(true), &run(false), &format!("{train} {input_grad}"));
         }
     }
+}
+
+#[test]
+fn a_fused_chain_needs_a_block_and_an_input_the_kernels_fit() {
+    let store = ParamStore::new(0);
+    let conv = conv2d(
+        1,
+        2,
+        (5, 5),
+        Conv2dConfig::default(),
+        &store.root().pp("conv"),
+    )
+    .unwrap();
+    let bn = batch_norm2d(2, BatchNormConfig::default(), &store.root().pp("bn")).unwrap();
+    let x = Tensor::zeros((2, 1, 4, 9), DType::F32, &Device::Cpu).unwrap();
+    assert!(forward_conv_bn(&[], &x, true).is_err());
+    let block = ConvBn {
+        conv: &conv,
+        conv_act: Activation::Relu,
+        bn: &bn,
+        act: Activation::Identity,
+    };
+    let err = forward_conv_bn(&[block], &x, true).unwrap_err().to_string();
+    assert!(err.contains("larger than the padded input"), "{err}");
 }
 
 #[test]
