@@ -416,16 +416,21 @@ impl BatchNormOp {
     }
 
     /// The input, weight and bias gradients from the input `x`, output `y`
-    /// and output gradient `g` (`[N, C, S]` as `dims` says).
+    /// and output gradient `g` (`[N, C, S]` as `dims` says). An input that
+    /// is the output of activation `input_act` gets its gradient before
+    /// that activation: the derivative is applied here, in the same pass.
     pub(crate) fn backward_on(
         &self,
         dims: &[usize],
         (x, y, g): (&[f32], &[f32], &[f32]),
         gamma: &[f32],
+        input_act: Activation,
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let (d, norm) = (Dims::of(dims), self.recorded_normalisers());
         let batch = matches!(self.stats, Stats::Batch(_));
-        with_act!(self.act, A => backward::<A>(d, x, y, g, &norm, gamma, batch))
+        with_act!(self.act, A => with_act!(input_act, B => {
+            backward::<A, B>(d, x, y, g, &norm, gamma, batch)
+        }))
     }
 
     /// Per channel (mean, inverse std): computed from `x` and recorded, or
@@ -519,7 +524,10 @@ impl CustomOp3 for BatchNormOp {
             }
             None => with_f32(x, |x| {
                 with_f32(res, |y| {
-                    with_f32(grad, |g| Ok(self.backward_on(dims, (x, y, g), &gamma)))
+                    with_f32(grad, |g| {
+                        let data = (x, y, g);
+                        Ok(self.backward_on(dims, data, &gamma, Activation::Identity))
+                    })
                 })
             })?,
         };
@@ -545,7 +553,7 @@ fn affine(norm: &[(f32, f32)], gamma: &[f32], beta: &[f32]) -> Vec<(f32, f32)> {
 /// activation `A`, from its input `x`, output `y` and output gradient `g`.
 /// With batch statistics the input gradient includes their dependence on
 /// the input; with fixed ones it is the plain affine map.
-fn backward<A: Act>(
+fn backward<A: Act, B: Act>(
     d: Dims,
     x: &[f32],
     y: &[f32],
@@ -590,7 +598,7 @@ fn backward<A: Act>(
             } else {
                 (0.0, 0.0)
             };
-            dispatch(InputGrad::<A> {
+            dispatch(InputGrad::<A, B> {
                 dx,
                 g,
                 y,
@@ -759,9 +767,10 @@ impl<A: Act> Kernel for GradSums<'_, A> {
     }
 }
 
-/// Over one slice, `dx = k * (dz - mean_g - xhat * mean_gx)` with `dz`
-/// and `xhat` as in [`GradSums`], `xhat = (x - mean) * inv`.
-struct InputGrad<'a, A> {
+/// Over one slice, `dx = k * (dz - mean_g - xhat * mean_gx) * B'(x)` with
+/// `dz` and `xhat` as in [`GradSums`], `xhat = (x - mean) * inv`, and `B`
+/// the activation whose output `x` is.
+struct InputGrad<'a, A, B> {
     dx: &'a mut [f32],
     g: &'a [f32],
     y: &'a [f32],
@@ -769,17 +778,17 @@ struct InputGrad<'a, A> {
     k: f32,
     xhat: (f32, f32),
     means: (f32, f32),
-    act: PhantomData<A>,
+    act: PhantomData<(A, B)>,
 }
 
-impl<A: Act> Kernel for InputGrad<'_, A> {
+impl<A: Act, B: Act> Kernel for InputGrad<'_, A, B> {
     type Output = ();
     #[inline(always)]
     fn run<S: Simd>(self, _: S) {
         let ((mean, inv), (mean_g, mean_gx)) = (self.xhat, self.means);
         let inputs = self.g.iter().zip(self.y).zip(self.x);
         for (v, ((g, y), x)) in self.dx.iter_mut().zip(inputs) {
-            *v = self.k * (g * A::grad(*y) - mean_g - (x - mean) * inv * mean_gx);
+            *v = self.k * (g * A::grad(*y) - mean_g - (x - mean) * inv * mean_gx) * B::grad(*x);
         }
     }
 }

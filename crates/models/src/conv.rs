@@ -218,7 +218,7 @@ fn out_len(len: usize, k: usize, s: usize, p: usize) -> Option<usize> {
 }
 
 /// The convolution op: inputs `x`, `weight`, `bias`.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Conv2dOp {
     kernel: (usize, usize),
     stride: (usize, usize),
@@ -830,11 +830,17 @@ impl ConvBnChain {
             };
             let input = if i == 0 { x } else { &kept[i - 1].out };
             let dz_now = dz.as_deref().unwrap_or(grad);
+            let bn_data = (&conv_out[..], out, dz_now);
             let (dy, dgamma, dbeta) =
                 op.bn
-                    .backward_on(&step.dims, (conv_out, out, dz_now), step.bn(bn).0);
+                    .backward_on(&step.dims, bn_data, step.bn(bn).0, op.conv.act);
+            // `dy` is the gradient before the convolution's activation.
+            let conv_op = Conv2dOp {
+                act: Activation::Identity,
+                ..op.conv
+            };
             let data = (input, &dy[..], &conv_out[..], step.conv(conv).0);
-            let (dx, dw, db) = op.conv.backward_slices(&step.g, data, i > 0 || want_dx);
+            let (dx, dw, db) = conv_op.backward_slices(&step.g, data, i > 0 || want_dx);
             for (at, part) in [
                 (step.conv_at, dw),
                 (step.conv_at + step.g.out * step.g.k, db),
