@@ -1,8 +1,8 @@
 //! Runtime CPU dispatch: [`dispatch`] runs a [`Kernel`] compiled with AVX2
 //! and FMA where the CPU has both (so batch norm's loops vectorise 8 wide),
-//! and hands it a [`Simd`] token whose register-blocked dot products (the
-//! convolution's small weight gradients) use AVX2 + FMA intrinsics there,
-//! portable loops elsewhere.
+//! and hands it a [`Simd`] token whose register-blocked tiles (the
+//! convolution's small weight gradients and thin forward passes) use AVX2 +
+//! FMA intrinsics there, portable loops elsewhere.
 //!
 //! This module holds the crate's only `unsafe` outside the matrix product:
 //! calling functions compiled for CPU features the baseline lacks, right
@@ -12,8 +12,24 @@
 /// Values per vector register (AVX2: 8 f32).
 pub(crate) const LANES: usize = 8;
 
-/// The inner loop, for one instruction set.
+/// One vector register's worth of values.
+pub(crate) type Lanes = [f32; LANES];
+
+/// The inner loops, for one instruction set.
 pub(crate) trait Simd: Copy {
+    /// `R` rows of `V * LANES` consecutive outputs of a correlation:
+    /// `out[r][v][l] = sum_t w[t * R + r] * src[base + offs[t] + v * LANES + l]`.
+    ///
+    /// # Panics
+    /// If `w` holds fewer than `offs.len() * R` values or a read leaves `src`.
+    fn tile<const R: usize, const V: usize>(
+        self,
+        src: &[f32],
+        base: usize,
+        offs: &[usize],
+        w: &[f32],
+    ) -> [[Lanes; V]; R];
+
     /// `R x T` dot products over `rows` rows of `len` values, rows `stride`
     /// apart: `out[r][t] = sum_row sum_j a[a_at[r] + row * a_stride + j] *
     /// b[b_at[t] + row * b_stride + j]`, in `R x T` vector accumulators.
@@ -62,6 +78,26 @@ pub(crate) struct Portable;
 
 impl Simd for Portable {
     #[inline(always)]
+    fn tile<const R: usize, const V: usize>(
+        self,
+        src: &[f32],
+        base: usize,
+        offs: &[usize],
+        w: &[f32],
+    ) -> [[Lanes; V]; R] {
+        let mut acc = [[[0.0f32; LANES]; V]; R];
+        for (&off, wt) in offs.iter().zip(w.chunks_exact(R)) {
+            let s = &src[base + off..][..V * LANES];
+            for (acc, w) in acc.iter_mut().zip(wt) {
+                for (a, s) in acc.iter_mut().flatten().zip(s) {
+                    *a += w * s;
+                }
+            }
+        }
+        acc
+    }
+
+    #[inline(always)]
     fn dot_tile<const R: usize, const T: usize>(
         self,
         (a, a_at, a_stride): (&[f32], [usize; R], usize),
@@ -100,10 +136,10 @@ mod x86 {
     //! vector values, so they stay in registers.
 
     use std::arch::x86_64::{
-        _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
     };
 
-    use super::{LANES, Simd};
+    use super::{LANES, Lanes, Simd};
 
     /// Proof that the CPU has AVX2 and FMA: only [`super::dispatch`] makes one.
     #[derive(Debug, Clone, Copy)]
@@ -112,6 +148,18 @@ mod x86 {
     }
 
     impl Simd for Avx2 {
+        #[inline(always)]
+        fn tile<const R: usize, const V: usize>(
+            self,
+            src: &[f32],
+            base: usize,
+            offs: &[usize],
+            w: &[f32],
+        ) -> [[Lanes; V]; R] {
+            // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
+            unsafe { tile(src, base, offs, w) }
+        }
+
         #[inline(always)]
         fn dot_tile<const R: usize, const T: usize>(
             self,
@@ -123,6 +171,40 @@ mod x86 {
             // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
             unsafe { dot_tile(a, b, rows, len) }
         }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::needless_range_loop)]
+    fn tile<const R: usize, const V: usize>(
+        src: &[f32],
+        base: usize,
+        offs: &[usize],
+        w: &[f32],
+    ) -> [[Lanes; V]; R] {
+        let mut acc = [[_mm256_setzero_ps(); V]; R];
+        for (&off, wt) in offs.iter().zip(w.chunks_exact(R)) {
+            let s = &src[base + off..][..V * LANES];
+            let mut x = [_mm256_setzero_ps(); V];
+            for (v, x) in x.iter_mut().enumerate() {
+                // SAFETY: `s` holds `V * LANES` values, so every load is inside.
+                *x = unsafe { _mm256_loadu_ps(s.as_ptr().add(v * LANES)) };
+            }
+            for r in 0..R {
+                let wr = _mm256_set1_ps(wt[r]);
+                for v in 0..V {
+                    acc[r][v] = _mm256_fmadd_ps(wr, x[v], acc[r][v]);
+                }
+            }
+        }
+        let mut out = [[[0.0f32; LANES]; V]; R];
+        for r in 0..R {
+            for v in 0..V {
+                // SAFETY: `out[r][v]` holds the 8 values written.
+                unsafe { _mm256_storeu_ps(out[r][v].as_mut_ptr(), acc[r][v]) };
+            }
+        }
+        out
     }
 
     #[inline]
@@ -187,6 +269,17 @@ mod tests {
     use super::*;
 
     #[derive(Clone, Copy)]
+    struct Tile<'a>(&'a [f32], &'a [usize], &'a [f32]);
+
+    impl Kernel for Tile<'_> {
+        type Output = [[Lanes; 2]; 3];
+        #[inline(always)]
+        fn run<S: Simd>(self, simd: S) -> Self::Output {
+            simd.tile::<3, 2>(self.0, 1, self.1, self.2)
+        }
+    }
+
+    #[derive(Clone, Copy)]
     struct Dot<'a>(&'a [f32], &'a [f32]);
 
     impl Kernel for Dot<'_> {
@@ -204,6 +297,19 @@ mod tests {
     /// Both instruction sets: what this CPU dispatches to, and the portable loops.
     fn both<K: Kernel + Copy>(kernel: K) -> [K::Output; 2] {
         [dispatch(kernel), kernel.run(Portable)]
+    }
+
+    #[test]
+    fn tile_sums_the_weighted_shifted_rows() {
+        let (src, offs, w) = (seq(64), [0usize, 3, 40], seq(9));
+        for got in both(Tile(&src, &offs, &w)) {
+            for r in 0..3 {
+                for i in 0..16 {
+                    let want: f32 = (0..3).map(|t| w[t * 3 + r] * src[1 + offs[t] + i]).sum();
+                    assert!((got[r][i / 8][i % 8] - want).abs() < 1e-5, "{r} {i}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -23,15 +23,18 @@ fn vals(t: &Tensor) -> Vec<f32> {
 
 #[test]
 fn conv_forward_and_gradients_equal_the_direct_definition() {
-    // Small layers take the register-tile path, larger ones the GEMM path;
-    // 10 outputs fill one tile of 8 and part of a second.
-    for (c, o) in [(3usize, 4usize), (2, 10), (8, 20)] {
+    // Up to 32 output channels, the forward pass takes the direct tiles (4
+    // channels by 16 columns: 5, 10 and 20 channels and 17-column rows fill
+    // them in part), past it the GEMM; small weight gradients take the
+    // dot-product tiles (3 x 3: 4, 5 and 10 channels fill them in part),
+    // larger ones the GEMM.
+    for (c, o) in [(3usize, 4usize), (2, 5), (2, 10), (8, 20), (3, 36)] {
         conv_case(c, o);
     }
 }
 
 fn conv_case(c: usize, o: usize) {
-    let (b, h, w) = (2usize, 7usize, 9usize);
+    let (b, h, w) = (2usize, 7usize, 19usize);
     for (k, s, p) in [
         ((3, 3), 1, 0),
         ((3, 3), 2, 1),
