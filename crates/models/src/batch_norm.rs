@@ -16,7 +16,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, Var};
 use rayon::prelude::*;
 
 use crate::activation::{Act, IdentityAct, with_act};
-use crate::cpu::{f32_data, lane_sums, with_f32};
+use crate::cpu::{f32_data, lane_sums, recycled, with_f32};
 use crate::kernels::{Kernel, Simd, dispatch};
 use crate::{Activation, Init, ParamBuilder, Result};
 
@@ -401,7 +401,7 @@ impl BatchNormOp {
     ) -> Vec<f32> {
         let d = Dims::of(dims);
         let affine = affine(&self.normalisers(d, x), gamma, beta);
-        let mut y = vec![0.0f32; x.len()];
+        let mut y = recycled(x.len());
         with_act!(self.act, A => {
             y.par_chunks_mut(d.s)
                 .zip(x.par_chunks(d.s))
@@ -583,7 +583,7 @@ fn backward<A: Act, B: Act>(
         })
         .collect();
     let count = (d.n * d.s) as f64;
-    let mut dx = vec![0.0f32; x.len()];
+    let mut dx = recycled(x.len());
     dx.par_chunks_mut(d.s)
         .enumerate()
         .with_min_len(64)

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::activation::{Act, with_act};
 use crate::batch_norm::BatchNormOp;
-use crate::cpu::{Mat, f32_data, matmul, with_f32, with_scratch};
+use crate::cpu::{Mat, f32_data, matmul, recycle, recycled, with_f32, with_scratch};
 use crate::kernels::{Kernel, LANES, Simd, dispatch};
 use crate::{Activation, Init, ParamBuilder, Result};
 
@@ -307,7 +307,7 @@ impl Conv2dOp {
         let threads = gemm_threads(g.batch);
         let planes = self.planes(&g);
         let unfold = Unfold::new(self, &g, &planes);
-        let mut y = vec![0.0f32; g.batch * g.out * n];
+        let mut y = recycled(g.batch * g.out * n);
         let direct = g.out <= DIRECT_MAX_OUT;
         let packed = if direct {
             pack_weights(w, g.out, k)
@@ -369,7 +369,7 @@ impl Conv2dOp {
         let g = *g;
         let (k, n) = (g.k, g.n());
         let threads = gemm_threads(g.batch);
-        let mut dx = vec![0.0f32; if want_dx { g.batch * g.in_len() } else { 0 }];
+        let mut dx = recycled(if want_dx { g.batch * g.in_len() } else { 0 });
         let mut dw_per = vec![0.0f32; g.batch * g.out * k];
         let mut db_per = vec![0.0f32; g.batch * g.out];
         let mut dx_chunks: Vec<&mut [f32]> = dx.chunks_mut(g.in_len()).collect();
@@ -860,6 +860,13 @@ struct Kept {
     out: Vec<f32>,
 }
 
+impl Drop for Kept {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.conv_out));
+        recycle(std::mem::take(&mut self.out));
+    }
+}
+
 /// Convolutions each followed by a batch norm: inputs `x`, every
 /// convolution's weight and bias flattened into one tensor (in order), and
 /// every batch norm's weight and bias likewise. The activations between
@@ -957,7 +964,10 @@ impl ConvBnChain {
             for (at, part) in [(step.bn_at, dgamma), (step.bn_at + step.g.out, dbeta)] {
                 dbn[at..][..part.len()].copy_from_slice(&part);
             }
-            dz = dx;
+            recycle(dy);
+            if let Some(used) = std::mem::replace(&mut dz, dx) {
+                recycle(used);
+            }
         }
         (dz, dconv, dbn)
     }

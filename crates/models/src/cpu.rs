@@ -151,6 +151,54 @@ pub(crate) fn matmul(
     }
 }
 
+/// Buffers handed back by [`recycle`], for [`recycled`].
+static POOL: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+
+/// Buffers the pool keeps; past it, the smallest are freed.
+const POOL_BUFFERS: usize = 16;
+
+/// A vector of `len` values for an output the caller writes in full: a
+/// buffer [`recycle`]d earlier if one is large enough (its values are
+/// whatever it last held), else a new one. A training step's intermediate
+/// activations and gradients have the same sizes every step, so they reuse
+/// the last step's memory instead of zeroing fresh pages.
+pub(crate) fn recycled(len: usize) -> Vec<f32> {
+    let found = {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        // The smallest buffer that holds `len`.
+        let best = (pool.iter().enumerate())
+            .filter(|(_, v)| v.capacity() >= len)
+            .min_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i);
+        best.map(|i| pool.swap_remove(i))
+    };
+    match found {
+        Some(mut v) => {
+            v.truncate(len);
+            v.resize(len, 0.0);
+            v
+        }
+        None => vec![0.0; len],
+    }
+}
+
+/// Hands `buffer` back for [`recycled`] to reuse.
+pub(crate) fn recycle(buffer: Vec<f32>) {
+    if buffer.capacity() == 0 {
+        return;
+    }
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    pool.push(buffer);
+    if pool.len() > POOL_BUFFERS {
+        let smallest = (pool.iter().enumerate())
+            .min_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i);
+        if let Some(i) = smallest {
+            pool.swap_remove(i);
+        }
+    }
+}
+
 thread_local! {
     /// Buffers [`with_scratch`] lends out, kept between calls.
     static SCRATCH: std::cell::Cell<Vec<Vec<f32>>> = const { std::cell::Cell::new(Vec::new()) };
@@ -253,6 +301,17 @@ mod tests {
         });
         // Buffers come back at the lengths asked, whatever they held.
         with_scratch([2, 7], |[a, b]| assert_eq!((a.len(), b.len()), (2, 7)));
+    }
+
+    #[test]
+    fn recycled_buffers_come_at_the_length_asked_and_the_pool_stays_bounded() {
+        for len in 1..=2 * POOL_BUFFERS {
+            recycle(vec![7.0; len * 10]);
+        }
+        assert!(POOL.lock().unwrap().len() <= POOL_BUFFERS);
+        for len in [60, 0, 5000] {
+            assert_eq!(recycled(len).len(), len);
+        }
     }
 
     #[test]

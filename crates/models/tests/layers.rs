@@ -4,8 +4,8 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use hark_models::{
-    Activation, BatchNormConfig, Conv2dConfig, ConvBn, Init, ParamStore, batch_norm2d, conv2d,
-    conv2d_init, forward_conv_bn, max_pool2d, max_pool2d_hw,
+    Activation, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, ConvBn, Init, ParamStore,
+    batch_norm2d, conv2d, conv2d_init, forward_conv_bn, max_pool2d, max_pool2d_hw,
 };
 
 /// Conv outputs and gradients against the f64 reference.
@@ -329,6 +329,46 @@ fn fused_batch_norm_and_pooling_equal_the_layers() {
     }
 }
 
+/// Two conv/batch-norm blocks: `[3, 2, 9, 11]` to `[3, 5, 5, 6]` (strided),
+/// then to `[3, 4, 3, 4]`.
+fn chain_layers(store: &ParamStore) -> [(Conv2d, BatchNorm); 2] {
+    let root = store.root();
+    let init = Init::Uniform { bound: 0.5 };
+    let strided = Conv2dConfig {
+        stride: (2, 2),
+        padding: (1, 1),
+    };
+    let block = |i: usize, c: usize, o: usize, cfg: Conv2dConfig| {
+        let conv = conv2d_init(c, o, (3, 3), cfg, init, init, &root.pp(format!("conv{i}")));
+        let bn = batch_norm2d(o, BatchNormConfig::default(), &root.pp(format!("bn{i}")));
+        (conv.unwrap(), bn.unwrap())
+    };
+    [
+        block(1, 2, 5, strided),
+        block(2, 5, 4, Conv2dConfig::default()),
+    ]
+}
+
+/// The blocks of [`chain_layers`]: ReLU after the first convolution, ELU
+/// after the second batch norm.
+fn chain(layers: &[(Conv2d, BatchNorm); 2]) -> [ConvBn<'_>; 2] {
+    let [(conv1, bn1), (conv2, bn2)] = layers;
+    [
+        ConvBn {
+            conv: conv1,
+            conv_act: Activation::Relu,
+            bn: bn1,
+            act: Activation::Identity,
+        },
+        ConvBn {
+            conv: conv2,
+            conv_act: Activation::Identity,
+            bn: bn2,
+            act: Activation::Elu,
+        },
+    ]
+}
+
 /// A fused chain of convolutions and batch norms against the layers one by
 /// one: outputs, every gradient and the running statistics, in both modes,
 /// for an input with and without a gradient.
@@ -337,46 +377,13 @@ fn fused_convolutions_and_batch_norms_equal_the_layers() {
     let dims = (3usize, 2usize, 9usize, 11usize);
     let n = dims.0 * dims.1 * dims.2 * dims.3;
     let x0 = seq(n, 0.6);
-    let strided = Conv2dConfig {
-        stride: (2, 2),
-        padding: (1, 1),
-    };
-    // Two blocks: [3, 5, 5, 6], then [3, 4, 3, 4].
     let gw = Tensor::from_vec(seq(3 * 4 * 3 * 4, 2.2), (3, 4, 3, 4), &Device::Cpu).unwrap();
     for train in [true, false] {
         for input_grad in [true, false] {
             let run = |fused: bool| {
                 let store = ParamStore::new(3);
-                let root = store.root();
-                let init = Init::Uniform { bound: 0.5 };
-                let conv1 =
-                    conv2d_init(2, 5, (3, 3), strided, init, init, &root.pp("conv1")).unwrap();
-                let bn1 = batch_norm2d(5, BatchNormConfig::default(), &root.pp("bn1")).unwrap();
-                let conv2 = conv2d_init(
-                    5,
-                    4,
-                    (3, 3),
-                    Conv2dConfig::default(),
-                    init,
-                    init,
-                    &root.pp("conv2"),
-                )
-                .unwrap();
-                let bn2 = batch_norm2d(4, BatchNormConfig::default(), &root.pp("bn2")).unwrap();
-                let blocks = [
-                    ConvBn {
-                        conv: &conv1,
-                        conv_act: Activation::Relu,
-                        bn: &bn1,
-                        act: Activation::Identity,
-                    },
-                    ConvBn {
-                        conv: &conv2,
-                        conv_act: Activation::Identity,
-                        bn: &bn2,
-                        act: Activation::Elu,
-                    },
-                ];
+                let layers = chain_layers(&store);
+                let blocks = chain(&layers);
                 let x = Var::from_vec(x0.clone(), dims, &Device::Cpu).unwrap();
                 let input = if input_grad {
                     x.as_tensor().clone()
@@ -384,6 +391,13 @@ fn fused_convolutions_and_batch_norms_equal_the_layers() {
                     x.as_tensor().detach()
                 };
                 let y = if fused {
+                    // First a pass over NaNs by layers of the same shapes:
+                    // the chain reuses the memory of earlier activations and
+                    // gradients, and none of it may leak into the results.
+                    let other = chain_layers(&ParamStore::new(4));
+                    let nan = Var::from_vec(vec![f32::NAN; n], dims, &Device::Cpu).unwrap();
+                    let y = forward_conv_bn(&chain(&other), nan.as_tensor(), train).unwrap();
+                    drop(y.sum_all().unwrap().backward().unwrap());
                     forward_conv_bn(&blocks, &input, train).unwrap()
                 } else {
                     blocks.iter().fold(input, |x, b| {
