@@ -377,11 +377,11 @@ impl Conv2dOp {
         let tile = k * g.tile_rows() * g.ow;
         let planes = self.planes(&g);
         let plen = planes.len(g.channels);
-        // A small weight gradient without an input gradient
-        // needs no unfolding: dot products over the planes.
+        // A small weight gradient is dot products straight over the
+        // planes: no unfolding.
         let small_dw = g.out * k <= SMALL_WEIGHT_GRAD;
-        let direct_dw = small_dw && !want_dx;
         let unfold = Unfold::new(self, &g, &planes);
+        let cols_len = if small_dw { 0 } else { tile };
         xs.par_chunks(g.in_len())
             .zip(dy.par_chunks(g.out * n))
             .zip(y.par_chunks(g.out * n))
@@ -390,7 +390,7 @@ impl Conv2dOp {
             .zip(dx_chunks)
             .for_each(|(((((xb, dyb), yb), dwb), dbb), dxb)| {
                 let dx_lens = if want_dx { (plen, tile) } else { (0, 0) };
-                let lens = [plen, tile, dx_lens.0, dx_lens.1, g.out * n];
+                let lens = [plen, cols_len, dx_lens.0, dx_lens.1, g.out * n];
                 with_scratch(lens, |[xp, cols, dxp, dcols, dpre]| {
                     planes.split(&g, self.padding, xb, xp);
                     dxp.fill(0.0);
@@ -405,36 +405,24 @@ impl Conv2dOp {
                     for (d, row) in dbb.iter_mut().zip(gb.chunks_exact(n)) {
                         *d = row.iter().sum();
                     }
-                    if direct_dw {
+                    if small_dw {
                         dispatch(WeightGrad {
                             dz: (gb, n, g.ow),
                             x: (xp, &unfold.taps, unfold.step),
                             rows: g.oh,
                             len: g.ow,
                             dw: dwb,
-                            accumulate: false,
                         });
-                        return;
+                        if !want_dx {
+                            return;
+                        }
                     }
-                    // The unfolded rows' starts, for the small weight gradient.
-                    let mut col_rows = Vec::new();
                     for (i, rows) in g.tiles().enumerate() {
                         let tn = (rows.1 - rows.0) * g.ow;
-                        let cols = &mut cols[..k * tn];
-                        unfold.im2col(xp, rows, cols);
                         let gt = Mat::new(&gb[rows.0 * g.ow..]).ld(n);
-                        if small_dw {
-                            col_rows.clear();
-                            col_rows.extend((0..k).map(|t| t * tn));
-                            dispatch(WeightGrad {
-                                dz: (&gb[rows.0 * g.ow..], n, 0),
-                                x: (cols, &col_rows, 0),
-                                rows: 1,
-                                len: tn,
-                                dw: dwb,
-                                accumulate: i > 0,
-                            });
-                        } else {
+                        if !small_dw {
+                            let cols = &mut cols[..k * tn];
+                            unfold.im2col(xp, rows, cols);
                             matmul(
                                 dwb,
                                 0,
@@ -709,18 +697,17 @@ impl CustomOp3 for Conv2dOp {
 }
 
 /// Weight gradients up to this size (`out * k`) are register tiles of dot
-/// products: as a GEMM, AudioCnn's first layer (8 x 50, a long inner
-/// dimension) runs at a fifth of the kernels' speed. Past it GEMM wins: the
-/// third layer's (32 x 144) takes 5.7 ms as dot products, 4.2 as a GEMM
-/// (batch 16, 1 thread).
-const SMALL_WEIGHT_GRAD: usize = 1024;
+/// products over the planes, without im2col: AudioCnn's first two layers
+/// (8 x 50 and 16 x 72). Past it GEMM wins: in ms at batch 16 on 1 thread,
+/// the second layer's backward pass takes 3.7 this way and 3.85 by GEMM,
+/// the third's (32 x 144) 2.7 and 2.5, the fourth's (64 x 288) 4.3 and 2.2.
+const SMALL_WEIGHT_GRAD: usize = 2048;
 
-/// `dw (+)= dZ * X^T` for one example, `dw` `[out, k]`, as dot products in
-/// 3 x 3 register tiles: output channel `o`'s gradient rows start at
-/// `o * ld` in `dz`, tap `t`'s input rows at `taps[t]` in `x`, and each
-/// product runs over `rows` rows of `len` values (row strides in the
-/// pairs). `X` is the unfolded input (one row per tap) or, without
-/// unfolding, the input [`Planes`] (one row per output row and tap); see
+/// `dw = dZ * X^T` for one example, `dw` `[out, k]`, as dot products in
+/// 3 x 3 register tiles straight over the input [`Planes`], without
+/// unfolding: output channel `o`'s gradient rows start at `o * ld` in `dz`,
+/// tap `t`'s input rows at `taps[t]` in `x`, and each product runs over
+/// `rows` rows of `len` values (row strides in the pairs); see
 /// [`SMALL_WEIGHT_GRAD`] for when.
 struct WeightGrad<'a> {
     dz: (&'a [f32], usize, usize),
@@ -728,7 +715,6 @@ struct WeightGrad<'a> {
     rows: usize,
     len: usize,
     dw: &'a mut [f32],
-    accumulate: bool,
 }
 
 impl Kernel for WeightGrad<'_> {
@@ -754,9 +740,7 @@ impl Kernel for WeightGrad<'_> {
                 );
                 for (r, acc) in acc.iter().enumerate().take(out - o0) {
                     let dw = &mut self.dw[(o0 + r) * k + t0..];
-                    for (d, a) in dw.iter_mut().zip(acc).take(k - t0) {
-                        *d = if self.accumulate { *d + a } else { *a };
-                    }
+                    dw[..(k - t0).min(TILE.1)].copy_from_slice(&acc[..(k - t0).min(TILE.1)]);
                 }
             }
         }
