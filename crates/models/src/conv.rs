@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::activation::{Act, with_act};
 use crate::batch_norm::BatchNormOp;
-use crate::cpu::{Mat, f32_data, matmul, recycle, recycled, with_f32, with_scratch};
+use crate::cpu::{Mat, f32_data, lane_sums, matmul, recycle, recycled, with_f32, with_scratch};
 use crate::kernels::{Kernel, LANES, Simd, dispatch};
 use crate::{Activation, Init, ParamBuilder, Result};
 
@@ -403,7 +403,9 @@ impl Conv2dOp {
                         &dpre[..]
                     };
                     for (d, row) in dbb.iter_mut().zip(gb.chunks_exact(n)) {
-                        *d = row.iter().sum();
+                        // In eight lanes: a plain sum is one long chain of
+                        // dependent adds.
+                        *d = lane_sums([row], |[v]| [v])[0] as f32;
                     }
                     if small_dw {
                         dispatch(WeightGrad {
