@@ -22,6 +22,8 @@ pub enum Activation {
 /// An [`Activation`] as a type, so a loop applying it is compiled once per
 /// kind, without a branch on the kind per element, and vectorises.
 pub(crate) trait Act {
+    /// Whether this is the identity: kernels may skip `grad`, always 1.
+    const IDENTITY: bool = false;
     /// The activation of `x`.
     fn apply(x: f32) -> f32;
     /// The derivative at the input whose activation is `y`.
@@ -36,6 +38,8 @@ pub(crate) struct ReluAct;
 pub(crate) struct EluAct;
 
 impl Act for IdentityAct {
+    const IDENTITY: bool = true;
+
     #[inline(always)]
     fn apply(x: f32) -> f32 {
         x

@@ -709,17 +709,15 @@ struct ChannelSums<'a> {
 impl Kernel for ChannelSums<'_> {
     type Output = [f64; 3];
     #[inline(always)]
-    fn run<S: Simd>(self, _: S) -> [f64; 3] {
+    fn run<S: Simd>(self, simd: S) -> [f64; 3] {
         let first = self.d.channel(self.x, self.c).next().unwrap_or_default();
-        let k = (lane_sums([first], |[v]| [v])[0] / first.len().max(1) as f64) as f32;
+        let [sum, _] = simd.centred_sums(None, first, 0.0);
+        let k = (sum / first.len().max(1) as f64) as f32;
         // A plain loop: an iterator chain's closure was compiled apart from
         // this function, without AVX2.
         let mut sums = [k as f64, 0.0, 0.0];
         for v in self.d.channel(self.x, self.c) {
-            let [s1, s2] = lane_sums([v], |[v]| {
-                let e = v - k;
-                [e, e * e]
-            });
+            let [s1, s2] = simd.centred_sums(None, v, k);
             sums[1] += s1;
             sums[2] += s2;
         }
@@ -760,7 +758,11 @@ struct GradSums<'a, A> {
 impl<A: Act> Kernel for GradSums<'_, A> {
     type Output = [f64; 2];
     #[inline(always)]
-    fn run<S: Simd>(self, _: S) -> [f64; 2] {
+    fn run<S: Simd>(self, simd: S) -> [f64; 2] {
+        if A::IDENTITY {
+            let [dz, dzx] = simd.centred_sums(Some(self.g), self.x, self.mean);
+            return [dz, dzx * self.inv as f64];
+        }
         lane_sums([self.g, self.y, self.x], |[g, y, x]| {
             let dz = g * A::grad(y);
             [dz, dz * (x - self.mean) * self.inv]

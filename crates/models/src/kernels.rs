@@ -30,6 +30,11 @@ pub(crate) trait Simd: Copy {
         w: &[f32],
     ) -> [[Lanes; V]; R];
 
+    /// `[sum_i w_i, sum_i w_i * (x_i - k)]` over `x`, with `w_i = x_i - k`
+    /// where `w` is `None` (then the centred sum and sum of squares),
+    /// summed in f32 lanes and returned as f64.
+    fn centred_sums(self, w: Option<&[f32]>, x: &[f32], k: f32) -> [f64; 2];
+
     /// `R x T` dot products over `rows` rows of `len` values, rows `stride`
     /// apart: `out[r][t] = sum_row sum_j a[a_at[r] + row * a_stride + j] *
     /// b[b_at[t] + row * b_stride + j]`, in `R x T` vector accumulators.
@@ -77,6 +82,14 @@ pub(crate) fn dispatch<K: Kernel>(kernel: K) -> K::Output {
 pub(crate) struct Portable;
 
 impl Simd for Portable {
+    #[inline(always)]
+    fn centred_sums(self, w: Option<&[f32]>, x: &[f32], k: f32) -> [f64; 2] {
+        match w {
+            Some(w) => crate::cpu::lane_sums([w, x], |[w, x]| [w, w * (x - k)]),
+            None => crate::cpu::lane_sums([x], |[x]| [x - k, (x - k) * (x - k)]),
+        }
+    }
+
     #[inline(always)]
     fn tile<const R: usize, const V: usize>(
         self,
@@ -136,7 +149,8 @@ mod x86 {
     //! vector values, so they stay in registers.
 
     use std::arch::x86_64::{
-        _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
+        _mm256_storeu_ps, _mm256_sub_ps,
     };
 
     use super::{LANES, Lanes, Simd};
@@ -148,6 +162,12 @@ mod x86 {
     }
 
     impl Simd for Avx2 {
+        #[inline(always)]
+        fn centred_sums(self, w: Option<&[f32]>, x: &[f32], k: f32) -> [f64; 2] {
+            // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
+            unsafe { centred_sums(w, x, k) }
+        }
+
         #[inline(always)]
         fn tile<const R: usize, const V: usize>(
             self,
@@ -171,6 +191,45 @@ mod x86 {
             // SAFETY: an `Avx2` exists only where the CPU has AVX2 and FMA.
             unsafe { dot_tile(a, b, rows, len) }
         }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn centred_sums(w: Option<&[f32]>, x: &[f32], k: f32) -> [f64; 2] {
+        let n = w.map_or(x.len(), |w| w.len().min(x.len()));
+        let kv = _mm256_set1_ps(k);
+        // Two vectors of each sum per step, so the adds overlap.
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let full = n / (2 * LANES) * (2 * LANES);
+        for i in (0..full).step_by(2 * LANES) {
+            for h in 0..2 {
+                let at = i + h * LANES;
+                // SAFETY: `at + LANES <= full <= n`, and `x` (and `w`) hold
+                // `n` values.
+                let e = _mm256_sub_ps(unsafe { _mm256_loadu_ps(x.as_ptr().add(at)) }, kv);
+                let wv = match w {
+                    // SAFETY: as above.
+                    Some(w) => unsafe { _mm256_loadu_ps(w.as_ptr().add(at)) },
+                    None => e,
+                };
+                acc[h] = _mm256_add_ps(acc[h], wv);
+                acc[2 + h] = _mm256_fmadd_ps(wv, e, acc[2 + h]);
+            }
+        }
+        let mut lanes = [0.0f32; LANES];
+        let mut out = [0.0f64; 2];
+        for (j, v) in acc.iter().enumerate() {
+            // SAFETY: `lanes` holds the 8 values written.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
+            out[j / 2] += lanes.iter().map(|&v| v as f64).sum::<f64>();
+        }
+        for i in full..n {
+            let e = x[i] - k;
+            let wi = w.map_or(e, |w| w[i]);
+            out[0] += wi as f64;
+            out[1] += (wi * e) as f64;
+        }
+        out
     }
 
     #[inline]
@@ -308,6 +367,40 @@ mod tests {
                     let want: f32 = (0..3).map(|t| w[t * 3 + r] * src[1 + offs[t] + i]).sum();
                     assert!((got[r][i / 8][i % 8] - want).abs() < 1e-5, "{r} {i}");
                 }
+            }
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    struct Centred<'a>(Option<&'a [f32]>, &'a [f32]);
+
+    impl Kernel for Centred<'_> {
+        type Output = [f64; 2];
+        #[inline(always)]
+        fn run<S: Simd>(self, simd: S) -> Self::Output {
+            simd.centred_sums(self.0, self.1, 0.25)
+        }
+    }
+
+    #[test]
+    fn centred_sums_weight_the_centred_values_tail_included() {
+        // 37 values: two 16-wide steps and a tail of 5.
+        let (w, x) = (seq(37), seq(40));
+        let x = &x[3..];
+        for (weights, got) in [
+            (None, both(Centred(None, x))),
+            (Some(&w[..]), both(Centred(Some(&w), x))),
+        ] {
+            let want = (0..37).fold([0.0f64; 2], |[a, b], i| {
+                let e = (x[i] - 0.25) as f64;
+                let wi = weights.map_or(e, |w| w[i] as f64);
+                [a + wi, b + wi * e]
+            });
+            for got in got {
+                assert!(
+                    (got[0] - want[0]).abs() < 1e-4 && (got[1] - want[1]).abs() < 1e-4,
+                    "{got:?} {want:?}"
+                );
             }
         }
     }
