@@ -277,20 +277,19 @@ pub fn forward_conv_bn(blocks: &[ConvBn<'_>], x: &Tensor, train: bool) -> Result
             "a conv/batch-norm chain needs a block".into(),
         ));
     }
-    let mut dims = x.dims4()?;
+    let (n, c, h, w) = x.dims4()?;
+    let mut dims = [n, c, h, w];
     let mut ops = Vec::with_capacity(blocks.len());
     let mut stats = Vec::with_capacity(blocks.len());
     for b in blocks {
-        let Some((oh, ow)) = b.conv.output_size((dims.2, dims.3)) else {
+        let Some((oh, ow)) = b.conv.output_size((dims[2], dims[3])) else {
             return Err(crate::Error::Layer(format!(
-                "the convolution's kernel is larger than the padded input {:?}",
-                [dims.0, dims.1, dims.2, dims.3]
+                "the convolution's kernel is larger than the padded input {dims:?}"
             )));
         };
-        dims = (dims.0, b.conv.out_channels(), oh, ow);
-        let out = [dims.0, dims.1, dims.2, dims.3];
-        let op = b.bn.op(&out, train, b.act, None)?;
-        stats.push((op.stats.clone(), out));
+        dims = [n, b.conv.out_channels(), oh, ow];
+        let op = b.bn.op(&dims, train, b.act, None)?;
+        stats.push((op.stats.clone(), dims));
         ops.push(crate::conv::ChainBlock {
             conv: b.conv,
             conv_act: b.conv_act,

@@ -390,7 +390,8 @@ impl Conv2dOp {
             .zip(dx_chunks)
             .for_each(|(((((xb, dyb), yb), dwb), dbb), dxb)| {
                 let dx_lens = if want_dx { (plen, tile) } else { (0, 0) };
-                let lens = [plen, cols_len, dx_lens.0, dx_lens.1, g.out * n];
+                let pre_len = if self.act == Activation::Identity { 0 } else { g.out * n };
+                let lens = [plen, cols_len, dx_lens.0, dx_lens.1, pre_len];
                 with_scratch(lens, |[xp, cols, dxp, dcols, dpre]| {
                     planes.split(&g, self.padding, xb, xp);
                     dxp.fill(0.0);

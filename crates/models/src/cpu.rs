@@ -234,8 +234,11 @@ pub(crate) fn with_scratch<const N: usize, R>(
 
 /// The `N` sums `sum_i f([inputs[0][i], .., inputs[M - 1][i]])[k]` over the
 /// length of `inputs[0]` (the others at least as long), accumulated in
-/// eight f32 lanes each so the loop vectorises, and returned as f64 for the
-/// caller to combine slices. One pass computes all `N`.
+/// eight f32 lanes each and returned as f64 for the caller to combine
+/// slices. One pass computes all `N`. Eight lanes make eight short chains of
+/// dependent adds instead of one long one; the compiler does not reliably
+/// turn them into vector code, so the hot sums use
+/// [`crate::kernels::Simd::centred_sums`] instead.
 #[inline(always)]
 pub(crate) fn lane_sums<const M: usize, const N: usize>(
     inputs: [&[f32]; M],
