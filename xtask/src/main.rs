@@ -1,47 +1,62 @@
-//! `cargo xtask`: repository automation. It orchestrates the release-built
-//! `hark` binary and holds no user-facing logic of its own.
+//! `cargo xtask`: repository automation. It builds the release `hark` with
+//! the README's one build command and runs it; it holds no user-facing logic
+//! and no dependencies of its own.
 //!
 //! - `cargo xtask cv [--config FILE] [hark cv flags]`: cross-validate; with
 //!   no config, generate the demo corpus if missing and cross-validate
 //!   `configs/demo.toml`.
 //! - `cargo xtask synth [hark synth flags]`: write the demo corpus.
-//! - `cargo xtask download urbansound8k|esc50 [--dir DIR] [--url URL]
-//!   [--checksum md5:HEX|sha256:HEX]`: download with resume, verify,
-//!   unpack into `DIR` (default `datasets/`) and print the sample-rate and
-//!   bit-depth histogram.
+//! - `cargo xtask download urbansound8k|esc50 [hark download flags]`:
+//!   `hark download`, into the repository's `datasets/` unless `--dir` says
+//!   otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use xtask::download::{Source, describe};
+#[cfg(test)]
+mod tidy;
+
+/// The build command of the README: building anything else (another
+/// package, `--bin`, other features) would compile crates a second time.
+const BUILD: [&str; 4] = ["build", "--release", "-p", "hark-cli"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("cv") => cv(&args[1..]),
-        Some("synth") => hark(&with_default(&args[1..], "synth", &[])),
-        Some("download") => match download_args(&args[1..]) {
-            Ok((source, dir)) => download(&source, &dir),
-            Err(e) => {
-                eprintln!("cargo xtask download: {e:#}\n{DOWNLOAD_USAGE}");
-                return ExitCode::from(2);
-            }
-        },
-        _ => {
-            eprintln!(
-                "usage: cargo xtask cv [--config FILE] [hark cv flags] | synth [flags]\n       {DOWNLOAD_USAGE}"
-            );
-            return ExitCode::from(2);
-        }
+    let Some((task, rest)) = args.split_first() else {
+        return usage();
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cargo xtask: {e}");
-            ExitCode::FAILURE
+    let result = match task.as_str() {
+        "cv" => cv(rest),
+        "synth" => hark("synth", rest),
+        "download" => {
+            let mut rest = rest.to_vec();
+            if !has_flag(&rest, "--dir") {
+                rest.extend([
+                    "--dir".into(),
+                    root().join("datasets").display().to_string(),
+                ]);
+            }
+            hark("download", &rest)
         }
-    }
+        _ => return usage(),
+    };
+    result.err().unwrap_or(ExitCode::SUCCESS)
+}
+
+/// Prints `message` and fails with exit code 1.
+fn fail(message: String) -> ExitCode {
+    eprintln!("cargo xtask: {message}");
+    ExitCode::FAILURE
+}
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: cargo xtask cv [--config FILE] [hark cv flags]\n       \
+         cargo xtask synth [hark synth flags]\n       \
+         cargo xtask download urbansound8k|esc50 [hark download flags]"
+    );
+    ExitCode::from(2)
 }
 
 /// The repository root (xtask lives one level below it).
@@ -51,63 +66,57 @@ fn root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-/// `[command] + args`, with `extra` appended.
-fn with_default(args: &[String], command: &str, extra: &[&str]) -> Vec<String> {
-    let mut v = vec![command.to_string()];
-    v.extend(args.iter().cloned());
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v
+/// Whether `args` set `flag`, as `--flag VALUE` or `--flag=VALUE`.
+fn has_flag(args: &[String], flag: &str) -> bool {
+    args.iter()
+        .any(|a| a == flag || a.strip_prefix(flag).is_some_and(|r| r.starts_with('=')))
 }
 
-/// Builds `hark` in release mode (training must run optimised) and runs it.
-fn hark(args: &[String]) -> Result<(), String> {
+/// Builds `hark` in release mode (training must run optimised) and runs
+/// `hark COMMAND ARGS` from the repository root. A failing `hark` passes its
+/// exit code on, so usage errors still exit 2.
+fn hark(command: &str, args: &[String]) -> Result<(), ExitCode> {
     let root = root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
-        .args(["build", "--release", "-p", "hark-cli", "--bin", "hark"])
+        .args(BUILD)
         .current_dir(&root)
         .status()
-        .map_err(|e| format!("running {cargo}: {e}"))?;
+        .map_err(|e| fail(format!("running {cargo}: {e}")))?;
     if !status.success() {
-        return Err("building hark failed".into());
+        return Err(fail("building hark failed".into()));
     }
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let bin = target.join("release").join("hark");
     let status = Command::new(&bin)
+        .arg(command)
         .args(args)
         .current_dir(&root)
         .status()
-        .map_err(|e| format!("running {}: {e}", bin.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("hark {} failed ({status})", args.join(" ")))
+        .map_err(|e| fail(format!("running {}: {e}", bin.display())))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => Err(ExitCode::from(u8::try_from(code).unwrap_or(1))),
+        None => Err(fail(format!("hark {command} was stopped ({status})"))),
     }
 }
 
-fn cv(args: &[String]) -> Result<(), String> {
+fn cv(args: &[String]) -> Result<(), ExitCode> {
     let start = Instant::now();
     let mut args = args.to_vec();
-    if !args
-        .iter()
-        .any(|a| a == "--config" || a == "-c" || a.starts_with("--config="))
-    {
+    if !has_flag(&args, "--config") && !args.iter().any(|a| a == "-c") {
         let corpus = root().join("datasets/urban-synth");
         if !corpus.join("metadata/UrbanSound8K.csv").exists() {
             eprintln!(
                 "cargo xtask: generating the demo corpus in {}",
                 corpus.display()
             );
-            hark(&[
-                "synth".to_string(),
-                "--out".to_string(),
-                corpus.display().to_string(),
-            ])?;
+            hark("synth", &["--out".into(), corpus.display().to_string()])?;
         }
-        args.extend(["--config".to_string(), "configs/demo.toml".to_string()]);
+        args.extend(["--config".into(), "configs/demo.toml".into()]);
     }
-    hark(&with_default(&args, "cv", &[]))?;
+    hark("cv", &args)?;
     eprintln!(
         "cargo xtask: cross-validation took {:.1} s",
         start.elapsed().as_secs_f64()
@@ -115,35 +124,16 @@ fn cv(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-const DOWNLOAD_USAGE: &str = "usage: cargo xtask download urbansound8k|esc50 [--dir DIR] [--url URL] [--checksum md5:HEX|sha256:HEX]";
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The dataset and download directory of `download`'s arguments.
-fn download_args(args: &[String]) -> anyhow::Result<(Source, PathBuf)> {
-    let (name, rest) = args
-        .split_first()
-        .ok_or_else(|| anyhow::anyhow!("which dataset?"))?;
-    let mut source = Source::named(name)?;
-    let mut dir = root().join("datasets");
-    let mut rest = rest.iter();
-    while let Some(flag) = rest.next() {
-        let mut value = || {
-            rest.next()
-                .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--dir" => dir = PathBuf::from(value()?),
-            "--url" => source.url.clone_from(value()?),
-            "--checksum" => source.checksum = Some(value()?.parse()?),
-            other => anyhow::bail!("unknown flag {other:?}"),
-        }
+    #[test]
+    fn flags_are_found_in_both_spellings_and_not_by_prefix() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(has_flag(&args(&["esc50", "--dir", "x"]), "--dir"));
+        assert!(has_flag(&args(&["--dir=x"]), "--dir"));
+        assert!(!has_flag(&args(&["--directory", "x"]), "--dir"));
+        assert!(!has_flag(&args(&["x"]), "--dir"));
     }
-    Ok((source, dir))
-}
-
-fn download(source: &Source, dir: &Path) -> Result<(), String> {
-    let mut log = |line: &str| eprintln!("cargo xtask: {line}");
-    let root = xtask::download::fetch(source, dir, &mut log).map_err(|e| format!("{e:#}"))?;
-    let summary = describe(&source.kind, &root).map_err(|e| format!("{e:#}"))?;
-    print!("{summary}");
-    Ok(())
 }

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use console::{Console, ExtractProgress};
+use hark_cli::download::{self, Checksum, Source};
 use hark_data::Split;
 use hark_train::{
     ClassificationReport, ConfusionMatrix, ExperimentConfig, ModelInfo, Prepared, checkpoint_paths,
@@ -131,11 +132,36 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Download a public dataset (resumable, checksum-verified), unpack it
+    /// and print its sample-rate and bit-depth histogram.
+    Download {
+        /// The dataset.
+        dataset: Dataset,
+        /// The download directory; the dataset lands in a folder inside it.
+        #[arg(long, default_value = "datasets")]
+        dir: PathBuf,
+        /// Fetch the archive from this URL instead (a mirror).
+        #[arg(long)]
+        url: Option<String>,
+        /// The archive's expected digest, `md5:HEX` or `sha256:HEX`
+        /// (default: the published one, if any).
+        #[arg(long)]
+        checksum: Option<Checksum>,
+    },
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+}
+
+/// The datasets `hark download` knows.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Dataset {
+    /// UrbanSound8K (6 GB, 10 folds).
+    Urbansound8k,
+    /// ESC-50 (600 MB, 5 folds).
+    Esc50,
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,6 +350,25 @@ fn run_command(command: Command, bars: bool) -> Result<()> {
                 s.bytes as f64 / 1e6,
                 out.display()
             )?;
+        }
+        Command::Download {
+            dataset,
+            dir,
+            url,
+            checksum,
+        } => {
+            let name = dataset
+                .to_possible_value()
+                .map(|v| v.get_name().to_string());
+            let mut source = Source::named(name.as_deref().unwrap_or_default())?;
+            if let Some(url) = url {
+                source.url = url;
+            }
+            if checksum.is_some() {
+                source.checksum = checksum;
+            }
+            let root = download::fetch(&source, &dir, &mut |line| tracing::info!("{line}"))?;
+            write!(stdout, "{}", download::describe(&source.kind, &root)?)?;
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "hark", &mut stdout);

@@ -29,7 +29,6 @@ mod mel;
 mod melspec;
 mod mfcc;
 mod resample;
-mod simd;
 mod spectrogram;
 mod stft;
 mod stretch;

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::buffer_len_mismatch;
 use crate::mel::{MelConfig, MelFilterbank, MelNorm, MelScale};
-use crate::simd::Kernel;
 use crate::stft::{PadMode, Power, StftConfig, StftPlan, StftScratch};
 use crate::window::WindowKind;
 use crate::{DbConfig, Result, Spectrogram};
+use hark_simd::{Kernel, Simd};
 
 /// All parameters of a mel spectrogram, with torchaudio's names and defaults
 /// (`torchaudio.transforms.MelSpectrogram`).
@@ -189,7 +189,7 @@ impl MelSpectrogram {
         if out.len() != self.n_mels() * frames {
             buffer_len_mismatch("mel output", self.n_mels() * frames, out.len());
         }
-        crate::simd::dispatch(FillMel {
+        hark_simd::dispatch(FillMel {
             plan: self,
             signal,
             frames,
@@ -242,8 +242,11 @@ struct FillMel<'a> {
 }
 
 impl Kernel for FillMel<'_> {
+    type Output = ();
+    /// Plain loops that the compiler vectorises: the instruction set only
+    /// matters through the features they are compiled with.
     #[inline(always)]
-    fn run(self) {
+    fn run<S: Simd>(self, _: S) {
         self.plan
             .fill(self.signal, self.frames, self.out, self.scratch);
     }
@@ -257,8 +260,9 @@ struct ToDb<'a> {
 }
 
 impl Kernel for ToDb<'_> {
+    type Output = ();
     #[inline(always)]
-    fn run(self) {
+    fn run<S: Simd>(self, _: S) {
         self.db.convert_in_place(self.values, self.multiplier);
     }
 }
@@ -314,7 +318,7 @@ impl LogMelSpectrogram {
     }
 
     fn to_db(&self, values: &mut [f32]) {
-        crate::simd::dispatch(ToDb {
+        hark_simd::dispatch(ToDb {
             db: &self.db,
             multiplier: self.multiplier,
             values,
@@ -508,13 +512,13 @@ mod tests {
             out: &mut baseline,
             scratch,
         }
-        .run();
+        .run(hark_simd::Portable);
         ToDb {
             db: &logmel.db,
             multiplier: logmel.multiplier,
             values: &mut baseline,
         }
-        .run();
+        .run(hark_simd::Portable);
         for (a, b) in dispatched.as_slice().iter().zip(&baseline) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }

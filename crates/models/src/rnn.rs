@@ -12,7 +12,7 @@ use std::fmt;
 
 use candle_core::{D, Tensor};
 
-use crate::activation::sigmoid;
+use crate::ops::act::sigmoid;
 use crate::{Init, ParamBuilder, Result};
 
 /// The recurrent cell.

@@ -22,7 +22,7 @@ fn values(t: &Tensor) -> Vec<f32> {
 
 /// Output and input gradient of `(pool(x) * w).sum()`.
 fn run(
-    pool: fn(&Tensor, usize, usize) -> candle_core::Result<Tensor>,
+    pool: fn(&Tensor, usize, usize) -> hark_models::Result<Tensor>,
     x: &Tensor,
     w: &Tensor,
     k: usize,
@@ -83,7 +83,7 @@ fn gradients_match_finite_differences() {
     let x = Tensor::from_vec(data.clone(), (2, 2, 7, 9), &Device::Cpu).unwrap();
     for (pool, name) in [
         (
-            max_pool2d as fn(&Tensor, usize, usize) -> candle_core::Result<Tensor>,
+            max_pool2d as fn(&Tensor, usize, usize) -> hark_models::Result<Tensor>,
             "max",
         ),
         (avg_pool2d, "avg"),

@@ -1,4 +1,4 @@
-//! `cargo xtask download`: fetch a public dataset archive with resume,
+//! `hark download`: fetch a public dataset archive with resume,
 //! verify its checksum, unpack it under `datasets/` and describe what
 //! arrived (the sample-rate, bit-depth and channel histogram).
 //!
@@ -71,7 +71,7 @@ pub struct Source {
 }
 
 impl Source {
-    /// The datasets `cargo xtask download` knows.
+    /// The datasets `hark download` knows.
     ///
     /// # Errors
     /// An unknown name.
@@ -173,7 +173,7 @@ pub fn download(url: &str, dest: &Path, log: &mut dyn FnMut(&str)) -> Result<()>
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_body(Some(Duration::from_secs(120)))
-        .user_agent(concat!("hark-xtask/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("hark/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
     let size = || fs::metadata(&part).map_or(0, |m| m.len());

@@ -1,4 +1,4 @@
-//! `cargo xtask download` against a local HTTP server serving archives
+//! `hark download` against a local HTTP server serving archives
 //! built here: a broken transfer resumes with a range request, a server
 //! without ranges starts over, checksums are enforced, and the unpacked
 //! dataset is described. No network beyond 127.0.0.1.
@@ -8,8 +8,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use hark_cli::download::{Checksum, Source, describe, fetch};
 use md5::{Digest, Md5};
-use xtask::download::{Checksum, Source, describe, fetch};
 
 /// How the test server answers.
 #[derive(Clone, Copy, Default)]
@@ -345,13 +345,13 @@ fn the_command_downloads_and_prints_the_histogram() {
         },
     );
     let dir = tmp.path().join("data");
-    let xtask = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let hark = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hark"))
             .args(args)
             .output()
             .unwrap()
     };
-    let out = xtask(&[
+    let out = hark(&[
         "download",
         "urbansound8k",
         "--dir",
@@ -379,7 +379,7 @@ fn the_command_downloads_and_prints_the_histogram() {
         &["download", "esc50", "--checksum", "md5:xyz"],
         &["download", "esc50", "--dir"],
     ] {
-        assert_eq!(xtask(bad).status.code(), Some(2), "{bad:?}");
+        assert_eq!(hark(bad).status.code(), Some(2), "{bad:?}");
     }
 }
 
