@@ -128,7 +128,7 @@ fn predict_file(
     let mut window_probs = Vec::with_capacity(n);
     for batch in batches.epoch(0) {
         let batch = batch.map_err(anyhow::Error::msg)?;
-        let logits = model.forward_t(&batch_tensor(&batch)?, Some(&batch.lengths), false)?;
+        let logits = model.forward_masked(&batch_tensor(&batch)?, Some(&batch.lengths), false)?;
         window_probs.extend(softmax(&logits)?.to_vec2::<f32>()?);
     }
     let classes = &info.classes;

@@ -54,7 +54,7 @@ fn input(shape: InputShape, batch: usize) -> Tensor {
 
 /// Forward in train mode, cross-entropy, backward and `w -= 1e-3 * g`.
 fn train_step(model: &Model, x: &Tensor, labels: &[usize]) {
-    let loss = cross_entropy(&model.forward_t(x, None, true).unwrap(), labels).unwrap();
+    let loss = cross_entropy(&model.forward_masked(x, None, true).unwrap(), labels).unwrap();
     let grads = loss.backward().unwrap();
     for (_, var) in model.params().trainable() {
         if let Some(g) = grads.get(var.as_tensor()) {
@@ -100,7 +100,9 @@ fn bench_infer(c: &mut Criterion) {
             for threads in [1, 2] {
                 let pool = pool(threads);
                 group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
-                    pool.install(|| b.iter(|| model.forward_t(black_box(&x), None, false).unwrap()))
+                    pool.install(|| {
+                        b.iter(|| model.forward_masked(black_box(&x), None, false).unwrap())
+                    })
                 });
             }
         }

@@ -46,7 +46,7 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..steps {
         let t0 = Instant::now();
-        let logits = model.forward_t(&x, None, true).unwrap();
+        let logits = model.forward_masked(&x, None, true).unwrap();
         let loss = cross_entropy(&logits, &labels).unwrap();
         let t1 = Instant::now();
         let grads = loss.backward().unwrap();

@@ -1,13 +1,14 @@
 //! Seed 001's UrbanSound8K CNN.
 
-use candle_core::Tensor;
+use candle_core::{Module, ModuleT, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::model::check_image;
 use crate::summary::Trace;
 use crate::{
     Activation, AudioModel, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, ConvBn, Dropout,
-    Error, Init, InputShape, Linear, ParamBuilder, Result, batch_norm2d, conv2d_init, dropout,
+    DropoutRng, Error, Init, InputShape, Linear, Result, batch_norm2d, conv2d_init, dropout,
     forward_conv_bn, linear,
 };
 
@@ -35,6 +36,7 @@ impl Default for AudioCnnConfig {
 /// input works, e.g. `[B, 2, 64, 344]` for 4 s at 44.1 kHz.
 #[derive(Debug)]
 pub struct AudioCnn {
+    dropout_rng: DropoutRng,
     input: InputShape,
     blocks: Vec<(Conv2d, BatchNorm)>,
     dropout: Dropout,
@@ -42,7 +44,7 @@ pub struct AudioCnn {
 }
 
 impl AudioCnn {
-    /// Builds the network under `pb`.
+    /// Builds the network from `vb`.
     ///
     /// # Errors
     /// [`Error::Spec`] for a dropout outside `[0, 1)`.
@@ -50,8 +52,9 @@ impl AudioCnn {
         config: &AudioCnnConfig,
         n_classes: usize,
         input: InputShape,
-        pb: &ParamBuilder,
+        vb: VarBuilder,
     ) -> Result<Self> {
+        let dropout_rng = DropoutRng::default();
         let plan = [
             (input.channels, 8, 5, 2),
             (8, 16, 3, 1),
@@ -72,26 +75,31 @@ impl AudioCnn {
                     },
                     Init::kaiming_normal(0.1, cin * k * k),
                     Init::Const(0.0),
-                    &pb.pp(format!("conv{}", i + 1)),
+                    vb.pp(format!("conv{}", i + 1)),
                 )?;
                 let bn = batch_norm2d(
                     cout,
                     BatchNormConfig::default(),
-                    &pb.pp(format!("bn{}", i + 1)),
+                    vb.pp(format!("bn{}", i + 1)),
                 )?;
                 Ok((conv, bn))
             })
             .collect::<Result<_>>()?;
         Ok(Self {
+            dropout_rng: dropout_rng.clone(),
             input,
             blocks,
-            dropout: dropout(config.dropout, pb)?,
-            lin: linear(64, n_classes, &pb.pp("lin"))?,
+            dropout: dropout(config.dropout, &dropout_rng)?,
+            lin: linear(64, n_classes, vb.pp("lin"))?,
         })
     }
 }
 
 impl AudioModel for AudioCnn {
+    fn dropout_rng(&self) -> &DropoutRng {
+        &self.dropout_rng
+    }
+
     fn name(&self) -> &'static str {
         "AudioCnn"
     }
@@ -115,7 +123,7 @@ impl AudioModel for AudioCnn {
         let x = if trace.is_on() {
             let mut x = x.clone();
             for (i, (conv, bn)) in self.blocks.iter().enumerate() {
-                x = conv.forward_act(&x, Activation::Relu, train)?;
+                x = conv.forward_act(&x, train, Activation::Relu)?;
                 trace.record(&format!("conv{}", i + 1), conv, &x);
                 trace.record(&format!("relu{}", i + 1), &"ReLU()", &x);
                 x = bn.forward_t(&x, train)?;

@@ -11,12 +11,13 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Tensor, Var};
+use candle_core::{DType, ModuleT, Tensor, Var};
+use candle_nn::{Init, VarBuilder};
 
 use crate::ops::batch_norm::{BatchNormOp, BatchStat, Stats, inv_std, per_channel};
 use crate::ops::conv_bn::{ChainOp, ConvBnChain};
 use crate::ops::pool::Pool;
-use crate::{Activation, Init, ParamBuilder, Result};
+use crate::{Activation, Result};
 
 /// Options of a [`BatchNorm`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,63 +50,90 @@ pub struct BatchNorm {
     spatial_dims: usize,
 }
 
-/// A [`BatchNorm`] for `[N, C, H, W]` registered under `pb` with PyTorch's
-/// names and initial values (weight 1, bias 0, running mean 0, running var 1).
+/// A [`BatchNorm`] for `[N, C, H, W]` with PyTorch's names from `vb` and,
+/// where `vb` creates them, PyTorch's initial values (weight 1, bias 0,
+/// running mean 0, running var 1). A state_dict without
+/// `num_batches_tracked` (PyTorch loads those too) starts it at 0.
 ///
 /// # Errors
-/// When a name is already registered.
-pub fn batch_norm2d(
-    channels: usize,
-    config: BatchNormConfig,
-    pb: &ParamBuilder,
-) -> Result<BatchNorm> {
-    batch_norm(channels, config, 2, pb)
+/// A tensor `vb` cannot give in the layer's shape.
+pub fn batch_norm2d(channels: usize, config: BatchNormConfig, vb: VarBuilder) -> Result<BatchNorm> {
+    batch_norm(channels, config, 2, vb)
 }
 
 /// A [`BatchNorm`] for `[N, C]`, as [`batch_norm2d`].
 ///
 /// # Errors
-/// When a name is already registered.
-pub fn batch_norm1d(
-    channels: usize,
-    config: BatchNormConfig,
-    pb: &ParamBuilder,
-) -> Result<BatchNorm> {
-    batch_norm(channels, config, 1, pb)
+/// A tensor `vb` cannot give in the layer's shape.
+pub fn batch_norm1d(channels: usize, config: BatchNormConfig, vb: VarBuilder) -> Result<BatchNorm> {
+    batch_norm(channels, config, 1, vb)
 }
 
 fn batch_norm(
     channels: usize,
     config: BatchNormConfig,
     spatial_dims: usize,
-    pb: &ParamBuilder,
+    vb: VarBuilder,
 ) -> Result<BatchNorm> {
+    // From a `VarMap`-like backend these are its variables, so the running
+    // updates land there; from a file they become variables of their own.
+    let buffer = |name, value| -> Result<Var> {
+        Ok(Var::from_tensor(&vb.get_with_hints(
+            channels,
+            name,
+            Init::Const(value),
+        )?)?)
+    };
+    let tracked = "num_batches_tracked";
+    let num_batches_tracked =
+        match vb.get_with_hints_dtype((), tracked, Init::Const(0.0), DType::I64) {
+            Ok(t) => Var::from_tensor(&t)?,
+            Err(_) if !vb.contains_tensor(tracked) => Var::zeros((), DType::I64, vb.device())?,
+            Err(e) => return Err(e.into()),
+        };
     Ok(BatchNorm {
-        weight: pb.param(&[channels], "weight", Init::Const(1.0))?,
-        bias: pb.param(&[channels], "bias", Init::Const(0.0))?,
-        running_mean: pb.buffer(&[channels], "running_mean", 0.0)?,
-        running_var: pb.buffer(&[channels], "running_var", 1.0)?,
-        num_batches_tracked: pb.counter("num_batches_tracked")?,
+        weight: vb.get_with_hints(channels, "weight", Init::Const(1.0))?,
+        bias: vb.get_with_hints(channels, "bias", Init::Const(0.0))?,
+        running_mean: buffer("running_mean", 0.0)?,
+        running_var: buffer("running_var", 1.0)?,
+        num_batches_tracked,
         config,
         spatial_dims,
     })
 }
 
 impl BatchNorm {
-    /// Normalises `x` `[N, C, ...]`; in train mode also updates the running
-    /// statistics.
+    /// The scale, `[C]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The shift, `[C]`.
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+
+    /// The running mean, `[C]`.
+    pub fn running_mean(&self) -> &Tensor {
+        self.running_mean.as_tensor()
+    }
+
+    /// The running (unbiased) variance, `[C]`.
+    pub fn running_var(&self) -> &Tensor {
+        self.running_var.as_tensor()
+    }
+
+    /// Epsilon and momentum.
+    pub fn config(&self) -> &BatchNormConfig {
+        &self.config
+    }
+
+    /// Normalises `x` `[N, C, ...]` then applies `act`, in one op; in train
+    /// mode also updates the running statistics.
     ///
     /// # Errors
     /// A rank below 2, a channel count other than the layer's, or a train-mode
     /// batch with a single value per channel.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_act(x, train, Activation::Identity)
-    }
-
-    /// [`forward_t`](Self::forward_t) followed by `act`, in one op.
-    ///
-    /// # Errors
-    /// As [`forward_t`](Self::forward_t).
     pub fn forward_act(&self, x: &Tensor, train: bool, act: Activation) -> Result<Tensor> {
         self.apply(x, train, act, None)
     }
@@ -118,7 +146,7 @@ impl BatchNorm {
     /// of the memory traffic for a 3x3 window.
     ///
     /// # Errors
-    /// As [`forward_t`](Self::forward_t), an input that is not 4-D, or a
+    /// As [`forward_act`](Self::forward_act), an input that is not 4-D, or a
     /// kernel larger than the input.
     pub fn forward_act_max_pool(
         &self,
@@ -309,6 +337,13 @@ pub fn forward_conv_bn(blocks: &[ConvBn<'_>], x: &Tensor, train: bool) -> Result
         b.bn.record(&stats, &dims)?;
     }
     Ok(y)
+}
+
+impl ModuleT for BatchNorm {
+    /// [`BatchNorm::forward_act`] without an activation.
+    fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        Ok(self.forward_act(x, train, Activation::Identity)?)
+    }
 }
 
 impl fmt::Display for BatchNorm {

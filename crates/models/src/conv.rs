@@ -4,10 +4,11 @@
 
 use std::fmt;
 
-use candle_core::Tensor;
+use candle_core::{ModuleT, Tensor};
+use candle_nn::VarBuilder;
 
 use crate::ops::conv::{Conv2dOp, out_len};
-use crate::{Activation, Init, ParamBuilder, Result};
+use crate::{Activation, Init, Result};
 
 /// Options of a [`Conv2d`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,21 +66,13 @@ impl Conv2d {
         ))
     }
 
-    /// `x` `[B, in, H, W]` to `[B, out, OH, OW]` (`train` is accepted for
-    /// symmetry with the other layers: a convolution acts the same in both
-    /// modes).
+    /// The convolution followed by `act`, in one op: `x` `[B, in, H, W]` to
+    /// `[B, out, OH, OW]` (`train` is accepted for symmetry with the other
+    /// layers: a convolution acts the same in both modes).
     ///
     /// # Errors
     /// A wrong rank, channel count, or an input smaller than the kernel.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_act(x, Activation::Identity, train)
-    }
-
-    /// The convolution followed by `act`, in one op.
-    ///
-    /// # Errors
-    /// As [`forward_t`](Self::forward_t).
-    pub fn forward_act(&self, x: &Tensor, act: Activation, _train: bool) -> Result<Tensor> {
+    pub fn forward_act(&self, x: &Tensor, _train: bool, act: Activation) -> Result<Tensor> {
         Ok(x.contiguous()?
             .apply_op3(&self.weight, &self.bias, self.op(act)?)?)
     }
@@ -118,6 +111,13 @@ impl Conv2d {
     }
 }
 
+impl ModuleT for Conv2d {
+    /// [`Conv2d::forward_act`] without an activation.
+    fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        Ok(self.forward_act(x, train, Activation::Identity)?)
+    }
+}
+
 impl fmt::Display for Conv2d {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (o, i, kh, kw) = self.weight.dims4().map_err(|_| fmt::Error)?;
@@ -134,17 +134,18 @@ impl fmt::Display for Conv2d {
     }
 }
 
-/// A [`Conv2d`] registered as `weight` and `bias` under `pb`, with PyTorch's
-/// default initialisation (`U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for both).
+/// A [`Conv2d`] with `weight` and `bias` from `vb`, initialised (where `vb`
+/// creates them) as PyTorch does: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for
+/// both.
 ///
 /// # Errors
-/// When a name is already registered.
+/// A tensor `vb` cannot give in the layer's shape.
 pub fn conv2d(
     in_channels: usize,
     out_channels: usize,
     kernel: (usize, usize),
     config: Conv2dConfig,
-    pb: &ParamBuilder,
+    vb: VarBuilder,
 ) -> Result<Conv2d> {
     let fan_in = in_channels * kernel.0 * kernel.1;
     conv2d_init(
@@ -154,14 +155,15 @@ pub fn conv2d(
         config,
         Init::fan_in_uniform(fan_in),
         Init::fan_in_uniform(fan_in),
-        pb,
+        vb,
     )
 }
 
-/// A [`Conv2d`] whose weight and bias are drawn from the given schemes.
+/// A [`Conv2d`] whose weight and bias, where `vb` creates them, are drawn
+/// from the given schemes.
 ///
 /// # Errors
-/// When a name is already registered.
+/// A tensor `vb` cannot give in the layer's shape.
 pub fn conv2d_init(
     in_channels: usize,
     out_channels: usize,
@@ -169,13 +171,13 @@ pub fn conv2d_init(
     config: Conv2dConfig,
     weight_init: Init,
     bias_init: Init,
-    pb: &ParamBuilder,
+    vb: VarBuilder,
 ) -> Result<Conv2d> {
-    let weight = pb.param(
-        &[out_channels, in_channels, kernel.0, kernel.1],
+    let weight = vb.get_with_hints(
+        (out_channels, in_channels, kernel.0, kernel.1),
         "weight",
-        weight_init,
+        weight_init.into(),
     )?;
-    let bias = pb.param(&[out_channels], "bias", bias_init)?;
+    let bias = vb.get_with_hints(out_channels, "bias", bias_init.into())?;
     Conv2d::new(weight, bias, config)
 }

@@ -1,14 +1,15 @@
 //! Seed 004's CNN + LSTM for variable-length clips.
 
-use candle_core::Tensor;
+use candle_core::{Module, ModuleT, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::model::check_image;
 use crate::summary::Trace;
 use crate::{
-    Activation, AudioModel, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Error,
-    InputShape, Linear, ParamBuilder, Recurrent, Result, batch_norm1d, batch_norm2d, conv2d,
-    dropout, linear, lstm, max_pool2d,
+    Activation, AudioModel, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, DropoutRng,
+    Error, InputShape, Linear, Recurrent, Result, batch_norm1d, batch_norm2d, conv2d, dropout,
+    linear, lstm, max_pool2d,
 };
 
 /// Options of [`Crnn`].
@@ -54,6 +55,7 @@ const CHANNELS: [usize; 3] = [32, 64, 64];
 /// parameters for 128 mels and 10 classes.
 #[derive(Debug)]
 pub struct Crnn {
+    dropout_rng: DropoutRng,
     input: InputShape,
     blocks: Vec<(Conv2d, BatchNorm)>,
     conv_dropout: Dropout,
@@ -79,7 +81,7 @@ pub fn crnn_size_after_convs(mut n: usize) -> usize {
 }
 
 impl Crnn {
-    /// Builds the network under `pb`.
+    /// Builds the network from `vb`.
     ///
     /// # Errors
     /// [`Error::Input`] when the mel axis vanishes in the conv stack,
@@ -88,8 +90,9 @@ impl Crnn {
         config: &CrnnConfig,
         n_classes: usize,
         input: InputShape,
-        pb: &ParamBuilder,
+        vb: VarBuilder,
     ) -> Result<Self> {
+        let dropout_rng = DropoutRng::default();
         let freq = crnn_size_after_convs(input.height);
         if freq == 0 {
             return Err(Error::Input {
@@ -113,29 +116,25 @@ impl Crnn {
                 cout,
                 (3, 3),
                 Conv2dConfig::default(),
-                &pb.pp(format!("conv{}", i + 1)),
+                vb.pp(format!("conv{}", i + 1)),
             )?;
             let bn = batch_norm2d(
                 cout,
                 BatchNormConfig::default(),
-                &pb.pp(format!("bn{}", i + 1)),
+                vb.pp(format!("bn{}", i + 1)),
             )?;
             blocks.push((conv, bn));
             cin = cout;
         }
         Ok(Self {
+            dropout_rng: dropout_rng.clone(),
             input,
             blocks,
-            conv_dropout: dropout(config.conv_dropout, pb)?,
-            lstm: lstm(
-                cin * freq,
-                config.hidden,
-                config.lstm_layers,
-                &pb.pp("lstm"),
-            )?,
-            bn_out: batch_norm1d(config.hidden, BatchNormConfig::default(), &pb.pp("bn_out"))?,
-            head_dropout: dropout(config.head_dropout, pb)?,
-            lin: linear(config.hidden, n_classes, &pb.pp("lin"))?,
+            conv_dropout: dropout(config.conv_dropout, &dropout_rng)?,
+            lstm: lstm(cin * freq, config.hidden, config.lstm_layers, vb.pp("lstm"))?,
+            bn_out: batch_norm1d(config.hidden, BatchNormConfig::default(), vb.pp("bn_out"))?,
+            head_dropout: dropout(config.head_dropout, &dropout_rng)?,
+            lin: linear(config.hidden, n_classes, vb.pp("lin"))?,
         })
     }
 
@@ -161,6 +160,10 @@ impl Crnn {
 }
 
 impl AudioModel for Crnn {
+    fn dropout_rng(&self) -> &DropoutRng {
+        &self.dropout_rng
+    }
+
     fn name(&self) -> &'static str {
         "Crnn"
     }

@@ -78,5 +78,17 @@ pub enum Error {
     },
 }
 
+impl From<Error> for candle_core::Error {
+    /// For the candle traits ([`Module`](candle_core::Module),
+    /// [`ModuleT`](candle_core::ModuleT)) the layers implement: a tensor
+    /// error goes back as it came, any other is wrapped with its message.
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Candle(e) => e,
+            other => candle_core::Error::wrap(other),
+        }
+    }
+}
+
 /// The result type of hark-models.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -4,8 +4,6 @@
 //! ChaCha8 stream owned by the [`ParamStore`](crate::ParamStore), in the
 //! order the layers are built: the same seed gives the same weights.
 
-use rand::{Rng, RngExt};
-
 /// How a parameter's initial values are drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Init {
@@ -40,26 +38,24 @@ impl Init {
             std: (2.0 / (1.0 + a * a)).sqrt() / (fan_in.max(1) as f64).sqrt(),
         }
     }
-
-    /// `n` values drawn from `rng`.
-    pub(crate) fn sample<R: Rng + ?Sized>(self, n: usize, rng: &mut R) -> Vec<f32> {
-        match self {
-            Self::Const(v) => vec![v as f32; n],
-            Self::Uniform { bound } => (0..n)
-                .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32)
-                .collect(),
-            Self::Normal { std } => (0..n)
-                .map(|_| (standard_normal(rng) * std) as f32)
-                .collect(),
-        }
-    }
 }
 
-/// One standard normal draw (Box-Muller).
-fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+impl From<Init> for candle_nn::Init {
+    /// The same scheme as candle-nn names it; a [`ParamStore`](crate::ParamStore)
+    /// draws it bit for bit as hark always has.
+    fn from(init: Init) -> Self {
+        match init {
+            Init::Const(v) => Self::Const(v),
+            Init::Uniform { bound } => Self::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+            Init::Normal { std } => Self::Randn {
+                mean: 0.0,
+                stdev: std,
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -68,11 +64,15 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
+    fn draw(init: Init, n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        crate::params::sample(init.into(), &candle_core::Shape::from(n), rng).unwrap()
+    }
+
     #[test]
     fn draws_have_the_scheme_moments() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let n = 200_000;
-        let u = Init::fan_in_uniform(9).sample(n, &mut rng);
+        let u = draw(Init::fan_in_uniform(9), n, &mut rng);
         assert!(u.iter().all(|v| v.abs() <= 1.0 / 3.0));
         let var = u.iter().map(|v| (v * v) as f64).sum::<f64>() / n as f64;
         assert!((var - 1.0 / 27.0).abs() < 1e-3, "{var}");
@@ -80,13 +80,13 @@ mod tests {
             unreachable!()
         };
         assert!((std - 0.199007).abs() < 1e-6);
-        let g = Init::Normal { std: 2.0 }.sample(n, &mut rng);
+        let g = draw(Init::Normal { std: 2.0 }, n, &mut rng);
         let mean = g.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
         let var = g.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
         assert!(
             mean.abs() < 0.02 && (var - 4.0).abs() < 0.05,
             "{mean} {var}"
         );
-        assert_eq!(Init::Const(1.5).sample(3, &mut rng), vec![1.5; 3]);
+        assert_eq!(draw(Init::Const(1.5), 3, &mut rng), vec![1.5; 3]);
     }
 }

@@ -2,9 +2,10 @@
 
 use std::fmt;
 
-use candle_core::Tensor;
+use candle_core::{Module, Tensor};
+use candle_nn::VarBuilder;
 
-use crate::{Init, ParamBuilder, Result};
+use crate::{Init, Result};
 
 /// `weight` `[out, in]`, `bias` `[out]`.
 #[derive(Debug, Clone)]
@@ -14,18 +15,33 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// `x` `[..., in]` to `[..., out]`.
-    ///
-    /// # Errors
-    /// When the last axis of `x` is not `in`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.broadcast_matmul(&self.weight.t()?)?;
-        Ok(y.broadcast_add(&self.bias)?)
+    /// A layer over existing tensors: `weight` `[out, in]`, `bias` `[out]`.
+    pub fn new(weight: Tensor, bias: Tensor) -> Self {
+        Self { weight, bias }
+    }
+
+    /// The weight, `[out, in]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The bias, `[out]`.
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
     }
 
     /// Output features.
     pub fn out_features(&self) -> usize {
         self.bias.elem_count()
+    }
+}
+
+impl Module for Linear {
+    /// `x` `[..., in]` to `[..., out]`; an error when the last axis of `x`
+    /// is not `in`.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.broadcast_matmul(&self.weight.t()?)?
+            .broadcast_add(&self.bias)
     }
 }
 
@@ -36,15 +52,15 @@ impl fmt::Display for Linear {
     }
 }
 
-/// A [`Linear`] registered under `pb` with PyTorch's default initialisation
-/// (weight and bias `U(-1/sqrt(in), 1/sqrt(in))`).
+/// A [`Linear`] with `weight` and `bias` from `vb`, initialised (where `vb`
+/// creates them) as PyTorch does: both `U(-1/sqrt(in), 1/sqrt(in))`.
 ///
 /// # Errors
-/// When a name is already registered.
-pub fn linear(in_features: usize, out_features: usize, pb: &ParamBuilder) -> Result<Linear> {
-    let init = Init::fan_in_uniform(in_features);
+/// A tensor `vb` cannot give in the layer's shape.
+pub fn linear(in_features: usize, out_features: usize, vb: VarBuilder) -> Result<Linear> {
+    let init = Init::fan_in_uniform(in_features).into();
     Ok(Linear {
-        weight: pb.param(&[out_features, in_features], "weight", init)?,
-        bias: pb.param(&[out_features], "bias", init)?,
+        weight: vb.get_with_hints((out_features, in_features), "weight", init)?,
+        bias: vb.get_with_hints(out_features, "bias", init)?,
     })
 }

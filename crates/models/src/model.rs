@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, ModuleT, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::summary::{LayerSummary, ModelSummary, Trace};
 use crate::{
-    AudioCnn, AudioCnnConfig, Crnn, CrnnConfig, Error, ParamBuilder, ParamStore, Result, SmallCnn,
+    AudioCnn, AudioCnnConfig, Crnn, CrnnConfig, DropoutRng, Error, ParamStore, Result, SmallCnn,
     SmallCnnConfig, SnapRnn, SnapRnnConfig, Vgg, VggConfig, VggM, VggMConfig, VggVariant,
 };
 
@@ -30,6 +31,10 @@ pub trait AudioModel: Send + Sync + std::fmt::Debug {
     /// The architecture's name, e.g. `AudioCnn`.
     fn name(&self) -> &'static str;
 
+    /// The stream the model's dropout masks come from (unused by a model
+    /// without dropout).
+    fn dropout_rng(&self) -> &DropoutRng;
+
     /// Logits for `x` `[B, C, M, T]`. `lengths` gives each example's valid
     /// frame count for models that honour padding (the CRNN); `train`
     /// selects batch statistics and dropout. Each layer's output is noted
@@ -49,10 +54,22 @@ pub trait AudioModel: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// As [`forward_traced`](Self::forward_traced).
-    fn forward_t(&self, x: &Tensor, lengths: Option<&[usize]>, train: bool) -> Result<Tensor> {
+    fn forward_masked(&self, x: &Tensor, lengths: Option<&[usize]>, train: bool) -> Result<Tensor> {
         self.forward_traced(x, lengths, train, &mut Trace::off())
     }
 }
+
+/// candle's [`ModuleT`] for each model: every frame of the input counts.
+macro_rules! module_t {
+    ($($model:ty),*) => {$(
+        impl ModuleT for $model {
+            fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+                Ok(self.forward_masked(x, None, train)?)
+            }
+        }
+    )*};
+}
+module_t!(AudioCnn, Crnn, SmallCnn, SnapRnn, Vgg, VggM, Model);
 
 /// An architecture and its options, as written in an experiment config
 /// (`[model]` with `kind = "audio_cnn"` and the variant's fields, each with
@@ -101,7 +118,7 @@ impl Default for ModelSpec {
 }
 
 /// Builds the network `spec` describes for `n_classes` classes and inputs of
-/// `input`, registering its parameters under `pb`.
+/// `input`, with its tensors from `vb`.
 ///
 /// # Errors
 /// [`Error::Spec`] for an option out of range, [`Error::Input`] for an input
@@ -110,7 +127,7 @@ pub fn build(
     spec: &ModelSpec,
     n_classes: usize,
     input: InputShape,
-    pb: &ParamBuilder,
+    vb: VarBuilder,
 ) -> Result<Box<dyn AudioModel>> {
     if n_classes < 2 {
         return Err(Error::Spec {
@@ -120,16 +137,16 @@ pub fn build(
         });
     }
     Ok(match spec {
-        ModelSpec::AudioCnn(c) => Box::new(AudioCnn::new(c, n_classes, input, pb)?),
-        ModelSpec::Crnn(c) => Box::new(Crnn::new(c, n_classes, input, pb)?),
-        ModelSpec::SmallCnn(c) => Box::new(SmallCnn::new(c, n_classes, input, pb)?),
+        ModelSpec::AudioCnn(c) => Box::new(AudioCnn::new(c, n_classes, input, vb)?),
+        ModelSpec::Crnn(c) => Box::new(Crnn::new(c, n_classes, input, vb)?),
+        ModelSpec::SmallCnn(c) => Box::new(SmallCnn::new(c, n_classes, input, vb)?),
         ModelSpec::VggUltraMini(c) => {
-            Box::new(Vgg::new(VggVariant::UltraMini, c, n_classes, input, pb)?)
+            Box::new(Vgg::new(VggVariant::UltraMini, c, n_classes, input, vb)?)
         }
-        ModelSpec::VggMini(c) => Box::new(Vgg::new(VggVariant::Mini, c, n_classes, input, pb)?),
-        ModelSpec::VggPool(c) => Box::new(Vgg::new(VggVariant::Pool, c, n_classes, input, pb)?),
-        ModelSpec::VggM(c) => Box::new(VggM::new(c, n_classes, input, pb)?),
-        ModelSpec::SnapRnn(c) => Box::new(SnapRnn::new(c, n_classes, input, pb)?),
+        ModelSpec::VggMini(c) => Box::new(Vgg::new(VggVariant::Mini, c, n_classes, input, vb)?),
+        ModelSpec::VggPool(c) => Box::new(Vgg::new(VggVariant::Pool, c, n_classes, input, vb)?),
+        ModelSpec::VggM(c) => Box::new(VggM::new(c, n_classes, input, vb)?),
+        ModelSpec::SnapRnn(c) => Box::new(SnapRnn::new(c, n_classes, input, vb)?),
     })
 }
 
@@ -145,13 +162,14 @@ pub struct Model {
 }
 
 impl Model {
-    /// Builds `spec` with parameters drawn from `seed`.
+    /// Builds `spec` with parameters, and dropout masks, drawn from `seed`.
     ///
     /// # Errors
     /// As [`build`].
     pub fn new(spec: &ModelSpec, n_classes: usize, input: InputShape, seed: u64) -> Result<Self> {
         let store = ParamStore::new(seed);
-        let net = build(spec, n_classes, input, &store.root())?;
+        let net = build(spec, n_classes, input, store.var_builder())?;
+        net.dropout_rng().reseed(seed);
         Ok(Self {
             spec: spec.clone(),
             n_classes,
@@ -165,8 +183,23 @@ impl Model {
     ///
     /// # Errors
     /// As [`AudioModel::forward_traced`].
-    pub fn forward_t(&self, x: &Tensor, lengths: Option<&[usize]>, train: bool) -> Result<Tensor> {
-        self.net.forward_t(x, lengths, train)
+    pub fn forward_masked(
+        &self,
+        x: &Tensor,
+        lengths: Option<&[usize]>,
+        train: bool,
+    ) -> Result<Tensor> {
+        self.net.forward_masked(x, lengths, train)
+    }
+
+    /// How many dropout masks have been drawn (see [`DropoutRng::step`]).
+    pub fn dropout_step(&self) -> u64 {
+        self.net.dropout_rng().step()
+    }
+
+    /// Restores [`dropout_step`](Self::dropout_step) for a resumed run.
+    pub fn set_dropout_step(&self, step: u64) {
+        self.net.dropout_rng().set_step(step);
     }
 
     /// The network itself.

@@ -1,113 +1,122 @@
-//! Named parameters and buffers with PyTorch state_dict names, seeded
-//! initialisation, and safetensors checkpoints.
+//! A model's parameters and buffers in a candle-nn [`VarMap`], under
+//! PyTorch's state_dict names, with hark's seeded initialisation, and
+//! safetensors checkpoints.
 //!
-//! A [`ParamStore`] owns every tensor of a model under its PyTorch name
-//! (`conv1.weight`, `bn1.running_mean`, `lstm.weight_ih_l0`, ...). Layers
-//! register their tensors through a [`ParamBuilder`], which draws initial
-//! values from the store's seeded RNG in registration order. Trainable
-//! parameters are what an optimizer updates; buffers (BatchNorm running
-//! statistics and `num_batches_tracked`) are saved and loaded but never
-//! trained.
+//! Layers take their tensors from a candle-nn [`VarBuilder`] with PyTorch's
+//! paths (`vb.pp("conv1").get_with_hints(.., "weight", init)` is
+//! `conv1.weight`). A [`ParamStore`] is the backend of such a builder: each
+//! new name gets a [`Var`] drawn from the store's seeded ChaCha8 stream in
+//! the order the layers ask (candle's CPU RNG cannot be seeded), kept in its
+//! `VarMap`. The same builder over
+//! `VarBuilder::from_mmaped_safetensors` instead reads a hark checkpoint
+//! or a PyTorch state_dict.
+//!
+//! Trainable parameters are what an optimizer updates; buffers (BatchNorm
+//! running statistics and `num_batches_tracked`, known by those names) are
+//! saved and loaded but never trained.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use candle_core::{DType, Device, Tensor, Var};
-use rand::{RngExt, SeedableRng};
+use candle_core::{DType, Device, Shape, Tensor, Var};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{VarBuilder, VarMap};
+use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::{Error, Init, Result};
+use crate::{Error, Result};
 
-/// One registered tensor.
-#[derive(Debug, Clone)]
-struct Entry {
-    name: String,
-    var: Var,
-    trainable: bool,
-}
+/// The last path segments of PyTorch's BatchNorm buffers.
+const BUFFERS: [&str; 3] = ["running_mean", "running_var", "num_batches_tracked"];
 
 #[derive(Debug)]
 struct Inner {
-    entries: Vec<Entry>,
+    /// Every name in the order the layers asked for it, and whether it is
+    /// trainable.
+    order: Vec<(String, bool)>,
     rng: ChaCha8Rng,
 }
 
-/// Every parameter and buffer of one model, by PyTorch name, in the order the
-/// layers registered them. Cloning shares the store.
-#[derive(Debug, Clone)]
+/// Every parameter and buffer of one model, by PyTorch name: a candle-nn
+/// [`VarMap`] that remembers the order the layers registered them in, and
+/// the seeded stream their initial values come from. Cloning shares the
+/// store.
+#[derive(Clone)]
 pub struct ParamStore {
+    varmap: VarMap,
     inner: Arc<Mutex<Inner>>,
-    dropout_step: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for ParamStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParamStore")
+            .field("order", &self.lock().order)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ParamStore {
     /// An empty store whose initial values come from `seed`.
     pub fn new(seed: u64) -> Self {
         Self {
+            varmap: VarMap::new(),
             inner: Arc::new(Mutex::new(Inner {
-                entries: Vec::new(),
+                order: Vec::new(),
                 rng: ChaCha8Rng::seed_from_u64(seed),
             })),
-            dropout_step: Arc::new(AtomicU64::new(0)),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the entry list half
-        // written (every push is one call), so a poisoned lock is still usable.
+        // A panic while holding the lock cannot leave the order half written
+        // (every push is one call), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The builder at the root of the name tree.
-    pub fn root(&self) -> ParamBuilder {
-        ParamBuilder {
-            store: self.clone(),
-            prefix: String::new(),
-        }
+    /// A candle-nn builder (f32, CPU) whose new tensors are drawn into this
+    /// store.
+    pub fn var_builder(&self) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(self.clone()), DType::F32, Device::Cpu)
+    }
+
+    /// The candle-nn map holding every variable, by name.
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// The variables of `names`, in order.
+    fn vars<'a>(&self, names: impl Iterator<Item = &'a String>) -> Vec<(String, Var)> {
+        let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        names
+            .filter_map(|n| data.get(n).map(|v| (n.clone(), v.clone())))
+            .collect()
     }
 
     /// The trainable parameters, by name, in registration order.
     pub fn trainable(&self) -> Vec<(String, Var)> {
-        self.lock()
-            .entries
-            .iter()
-            .filter(|e| e.trainable)
-            .map(|e| (e.name.clone(), e.var.clone()))
-            .collect()
+        let inner = self.lock();
+        self.vars(inner.order.iter().filter(|(_, t)| *t).map(|(n, _)| n))
     }
 
     /// Every tensor of the state_dict (parameters and buffers), by name, in
     /// registration order.
     pub fn state_dict(&self) -> Vec<(String, Tensor)> {
-        self.lock()
-            .entries
-            .iter()
-            .map(|e| (e.name.clone(), e.var.as_tensor().clone()))
+        let inner = self.lock();
+        self.vars(inner.order.iter().map(|(n, _)| n))
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
             .collect()
     }
 
     /// The number of trainable scalars whose name starts with `prefix`
     /// (all of them for `""`).
     pub fn num_trainable(&self, prefix: &str) -> usize {
-        self.lock()
-            .entries
+        self.trainable()
             .iter()
-            .filter(|e| e.trainable && under(&e.name, prefix))
-            .map(|e| e.var.elem_count())
+            .filter(|(n, _)| under(n, prefix))
+            .map(|(_, v)| v.elem_count())
             .sum()
-    }
-
-    /// How many dropout masks have been drawn; with the seed it fixes every
-    /// later mask, so a resumed run restores it with [`set_dropout_step`](Self::set_dropout_step).
-    pub fn dropout_step(&self) -> u64 {
-        self.dropout_step.load(Ordering::Relaxed)
-    }
-
-    /// Restores the count returned by [`dropout_step`](Self::dropout_step).
-    pub fn set_dropout_step(&self, step: u64) {
-        self.dropout_step.store(step, Ordering::Relaxed);
     }
 
     /// Writes the state_dict to `path` as safetensors (metadata
@@ -139,27 +148,28 @@ impl ParamStore {
     /// names the file in the message.
     pub fn load_tensors(&self, mut tensors: HashMap<String, Tensor>, path: &Path) -> Result<()> {
         let inner = self.lock();
-        let mut updates = Vec::with_capacity(inner.entries.len());
-        for e in &inner.entries {
-            let Some(t) = tensors.remove(&e.name) else {
-                if e.name.ends_with("num_batches_tracked") {
+        let vars = self.vars(inner.order.iter().map(|(n, _)| n));
+        let mut updates = Vec::with_capacity(vars.len());
+        for (name, var) in vars {
+            let Some(t) = tensors.remove(&name) else {
+                if name.ends_with("num_batches_tracked") {
                     continue;
                 }
                 return Err(Error::MissingTensor {
                     path: path.to_path_buf(),
-                    name: e.name.clone(),
+                    name,
                 });
             };
-            let want = e.var.as_tensor();
+            let want = var.as_tensor();
             if t.dims() != want.dims() || t.dtype() != want.dtype() {
                 return Err(Error::TensorMismatch {
                     path: path.to_path_buf(),
-                    name: e.name.clone(),
                     expected: format!("{:?} {:?}", want.dims(), want.dtype()),
                     got: format!("{:?} {:?}", t.dims(), t.dtype()),
+                    name,
                 });
             }
-            updates.push((e.var.clone(), t));
+            updates.push((var, t));
         }
         let mut extra: Vec<String> = tensors.into_keys().collect();
         extra.sort();
@@ -249,94 +259,89 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Registers a model's tensors under a dotted name prefix, as candle-nn's
-/// `VarBuilder` does: `pb.pp("conv1").param(..., "weight", ...)` creates
-/// `conv1.weight`.
-#[derive(Debug, Clone)]
-pub struct ParamBuilder {
-    store: ParamStore,
-    prefix: String,
+impl SimpleBackend for ParamStore {
+    /// The variable `name`, drawn from `init` the first time it is asked
+    /// for. Asking twice is an error: two layers under one name would
+    /// silently share their weights.
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        init: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let mut inner = self.lock();
+        let mut data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        if data.contains_key(name) {
+            candle_core::bail!("parameter `{name}` is registered twice");
+        }
+        let values = sample(init, &shape, &mut inner.rng)?;
+        let var = Var::from_tensor(&Tensor::from_vec(values, shape, dev)?.to_dtype(dtype)?)?;
+        let tensor = var.as_tensor().clone();
+        data.insert(name.to_string(), var);
+        let buffer = BUFFERS.iter().any(|b| name.rsplit('.').next() == Some(*b));
+        inner.order.push((name.to_string(), !buffer));
+        Ok(tensor)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("`{name}`: a ParamStore creates tensors, it needs their shape")
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        data.contains_key(name)
+    }
 }
 
-impl ParamBuilder {
-    /// The builder one level down, for a sub-module named `name`.
-    pub fn pp(&self, name: impl AsRef<str>) -> Self {
-        Self {
-            store: self.store.clone(),
-            prefix: self.path(name.as_ref()),
+/// Values of `shape` drawn from `init` (f64 arithmetic, then f32). The
+/// symmetric uniform and zero-mean normal draws are bit-identical to
+/// [`Init`](crate::Init)'s schemes.
+pub(crate) fn sample<R: Rng + ?Sized>(
+    init: candle_nn::Init,
+    shape: &Shape,
+    rng: &mut R,
+) -> candle_core::Result<Vec<f32>> {
+    use candle_nn::init::NormalOrUniform;
+    let n = shape.elem_count();
+    let uniform = |rng: &mut R, lo: f64, up: f64| -> Vec<f32> {
+        let (mid, half) = ((up + lo) / 2.0, (up - lo) / 2.0);
+        (0..n)
+            .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * half + mid) as f32)
+            .collect()
+    };
+    let normal = |rng: &mut R, mean: f64, std: f64| -> Vec<f32> {
+        (0..n)
+            .map(|_| (standard_normal(rng) * std + mean) as f32)
+            .collect()
+    };
+    Ok(match init {
+        candle_nn::Init::Const(v) => vec![v as f32; n],
+        candle_nn::Init::Uniform { lo, up } => uniform(rng, lo, up),
+        candle_nn::Init::Randn { mean, stdev } => normal(rng, mean, stdev),
+        candle_nn::Init::Kaiming {
+            dist,
+            fan,
+            non_linearity,
+        } => {
+            let std = non_linearity.gain() / (fan.for_shape(shape).max(1) as f64).sqrt();
+            match dist {
+                NormalOrUniform::Uniform => {
+                    let bound = 3f64.sqrt() * std;
+                    uniform(rng, -bound, bound)
+                }
+                NormalOrUniform::Normal => normal(rng, 0.0, std),
+            }
         }
-    }
+    })
+}
 
-    /// The full name of `name` under this builder.
-    pub fn path(&self, name: &str) -> String {
-        if self.prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}.{name}", self.prefix)
-        }
-    }
-
-    /// The store this builder registers into.
-    pub fn store(&self) -> &ParamStore {
-        &self.store
-    }
-
-    fn register(&self, name: &str, var: Var, trainable: bool) -> Result<Var> {
-        let full = self.path(name);
-        let mut inner = self.store.lock();
-        if inner.entries.iter().any(|e| e.name == full) {
-            return Err(crate::Error::Layer(format!(
-                "parameter `{full}` is registered twice"
-            )));
-        }
-        inner.entries.push(Entry {
-            name: full,
-            var: var.clone(),
-            trainable,
-        });
-        Ok(var)
-    }
-
-    fn draw(&self, shape: &[usize], init: Init) -> Result<Tensor> {
-        let n = shape.iter().product();
-        let values = init.sample(n, &mut self.store.lock().rng);
-        Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
-    }
-
-    /// A trainable f32 parameter drawn from `init`.
-    ///
-    /// # Errors
-    /// When `name` is already registered.
-    pub fn param(&self, shape: &[usize], name: &str, init: Init) -> Result<Tensor> {
-        let var = Var::from_tensor(&self.draw(shape, init)?)?;
-        Ok(self.register(name, var, true)?.as_tensor().clone())
-    }
-
-    /// A non-trainable f32 buffer (saved and loaded, never optimised).
-    ///
-    /// # Errors
-    /// When `name` is already registered.
-    pub fn buffer(&self, shape: &[usize], name: &str, value: f64) -> Result<Var> {
-        let var = Var::from_tensor(&self.draw(shape, Init::Const(value))?)?;
-        self.register(name, var, false)
-    }
-
-    /// A non-trainable scalar i64 counter starting at 0 (BatchNorm's
-    /// `num_batches_tracked`).
-    ///
-    /// # Errors
-    /// When `name` is already registered.
-    pub fn counter(&self, name: &str) -> Result<Var> {
-        let var = Var::zeros((), DType::I64, &Device::Cpu)?;
-        self.register(name, var, false)
-    }
-
-    /// A seed for a dropout layer, drawn from the store's RNG, and the
-    /// store's shared count of masks drawn.
-    pub fn dropout_rng(&self) -> (u64, Arc<AtomicU64>) {
-        let seed = self.store.lock().rng.random();
-        (seed, self.store.dropout_step.clone())
-    }
+/// One standard normal draw (Box-Muller).
+fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 #[cfg(test)]
@@ -345,20 +350,20 @@ mod tests {
 
     fn tiny(seed: u64) -> ParamStore {
         let store = ParamStore::new(seed);
-        let pb = store.root().pp("lin");
-        pb.param(&[2, 3], "weight", Init::fan_in_uniform(3))
+        let vb = store.var_builder();
+        let init = crate::Init::fan_in_uniform(3).into();
+        vb.pp("lin").get_with_hints((2, 3), "weight", init).unwrap();
+        vb.pp("lin").get_with_hints(2, "bias", init).unwrap();
+        let bn = vb.pp("bn");
+        bn.get_with_hints(2, "running_var", candle_nn::Init::Const(1.0))
             .unwrap();
-        pb.param(&[2], "bias", Init::fan_in_uniform(3)).unwrap();
-        store
-            .root()
-            .pp("bn")
-            .buffer(&[2], "running_var", 1.0)
-            .unwrap();
-        store
-            .root()
-            .pp("bn")
-            .counter("num_batches_tracked")
-            .unwrap();
+        bn.get_with_hints_dtype(
+            (),
+            "num_batches_tracked",
+            candle_nn::Init::Const(0.0),
+            DType::I64,
+        )
+        .unwrap();
         store
     }
 
@@ -387,6 +392,38 @@ mod tests {
                 "bn.num_batches_tracked"
             ]
         );
+    }
+
+    #[test]
+    fn a_name_asked_for_twice_is_an_error() {
+        let store = tiny(0);
+        let err = store
+            .var_builder()
+            .pp("lin")
+            .get_with_hints(2, "bias", candle_nn::Init::Const(0.0))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("`lin.bias` is registered twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn candles_schemes_draw_from_the_seeded_stream() {
+        let shape = Shape::from((64, 16));
+        let kaiming = candle_nn::init::DEFAULT_KAIMING_UNIFORM;
+        let a = sample(kaiming, &shape, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let b = sample(kaiming, &shape, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        assert_eq!(a, b);
+        // Kaiming uniform for a linear: gain sqrt(2) over fan-in 16.
+        let bound = (3.0f64 * 2.0 / 16.0).sqrt() as f32;
+        assert!(a.iter().all(|v| v.abs() <= bound) && a.iter().any(|v| v.abs() > 0.9 * bound));
+        let normal = candle_nn::Init::Randn {
+            mean: 5.0,
+            stdev: 0.0,
+        };
+        let c = sample(normal, &shape, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        assert!(c.iter().all(|&v| v == 5.0));
     }
 
     #[test]

@@ -10,10 +10,11 @@
 
 use std::fmt;
 
-use candle_core::{D, Tensor};
+use candle_core::{D, Module, Tensor};
+use candle_nn::VarBuilder;
 
 use crate::ops::act::sigmoid;
-use crate::{Init, ParamBuilder, Result};
+use crate::{Init, Result};
 
 /// The recurrent cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,31 +61,32 @@ pub struct RecurrentState {
     c: Vec<Tensor>,
 }
 
-/// A stacked `nn.RNN(nonlinearity="tanh")` registered under `pb`, every
-/// tensor `U(-1/sqrt(H), 1/sqrt(H))` as PyTorch initialises it.
+/// A stacked `nn.RNN(nonlinearity="tanh")` with its tensors from `vb`,
+/// initialised (where `vb` creates them) as PyTorch does: every tensor
+/// `U(-1/sqrt(H), 1/sqrt(H))`.
 ///
 /// # Errors
-/// When a name is already registered.
+/// A tensor `vb` cannot give in the layer's shape.
 pub fn rnn(
     input_size: usize,
     hidden: usize,
     num_layers: usize,
-    pb: &ParamBuilder,
+    vb: VarBuilder,
 ) -> Result<Recurrent> {
-    recurrent(Cell::Tanh, input_size, hidden, num_layers, pb)
+    recurrent(Cell::Tanh, input_size, hidden, num_layers, vb)
 }
 
-/// A stacked `nn.LSTM` registered under `pb`, initialised as [`rnn`].
+/// A stacked `nn.LSTM` with its tensors from `vb`, initialised as [`rnn`].
 ///
 /// # Errors
-/// When a name is already registered.
+/// A tensor `vb` cannot give in the layer's shape.
 pub fn lstm(
     input_size: usize,
     hidden: usize,
     num_layers: usize,
-    pb: &ParamBuilder,
+    vb: VarBuilder,
 ) -> Result<Recurrent> {
-    recurrent(Cell::Lstm, input_size, hidden, num_layers, pb)
+    recurrent(Cell::Lstm, input_size, hidden, num_layers, vb)
 }
 
 fn recurrent(
@@ -92,18 +94,18 @@ fn recurrent(
     input_size: usize,
     hidden: usize,
     num_layers: usize,
-    pb: &ParamBuilder,
+    vb: VarBuilder,
 ) -> Result<Recurrent> {
-    let init = Init::fan_in_uniform(hidden);
+    let init = Init::fan_in_uniform(hidden).into();
     let rows = cell.gates() * hidden;
     let layers = (0..num_layers)
         .map(|k| {
             let inp = if k == 0 { input_size } else { hidden };
             Ok(Layer {
-                w_ih: pb.param(&[rows, inp], &format!("weight_ih_l{k}"), init)?,
-                w_hh: pb.param(&[rows, hidden], &format!("weight_hh_l{k}"), init)?,
-                b_ih: pb.param(&[rows], &format!("bias_ih_l{k}"), init)?,
-                b_hh: pb.param(&[rows], &format!("bias_hh_l{k}"), init)?,
+                w_ih: vb.get_with_hints((rows, inp), &format!("weight_ih_l{k}"), init)?,
+                w_hh: vb.get_with_hints((rows, hidden), &format!("weight_hh_l{k}"), init)?,
+                b_ih: vb.get_with_hints(rows, &format!("bias_ih_l{k}"), init)?,
+                b_hh: vb.get_with_hints(rows, &format!("bias_hh_l{k}"), init)?,
             })
         })
         .collect::<Result<_>>()?;
@@ -158,7 +160,7 @@ impl Recurrent {
     ///
     /// # Errors
     /// When `x` is not `[B, T, input_size]` with `T > 0`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward_seq(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, f) = x.dims3()?;
         if f != self.input_size || t == 0 {
             return Err(crate::Error::Layer(format!(
@@ -209,6 +211,13 @@ impl Recurrent {
             input = state.h[k].clone();
         }
         Ok(input)
+    }
+}
+
+impl Module for Recurrent {
+    /// [`Recurrent::forward_seq`].
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        Ok(self.forward_seq(x)?)
     }
 }
 

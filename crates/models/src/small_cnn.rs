@@ -1,12 +1,13 @@
 //! Seed 003's small CNN for chunked clips.
 
-use candle_core::Tensor;
+use candle_core::{Module, ModuleT, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::model::check_image;
 use crate::summary::Trace;
 use crate::{
-    Activation, AudioModel, Conv2d, Conv2dConfig, Dropout, Error, InputShape, Linear, ParamBuilder,
+    Activation, AudioModel, Conv2d, Conv2dConfig, Dropout, DropoutRng, Error, InputShape, Linear,
     Result, conv2d, dropout, linear, max_pool2d,
 };
 
@@ -38,6 +39,7 @@ impl Default for SmallCnnConfig {
 /// (at least 4x4).
 #[derive(Debug)]
 pub struct SmallCnn {
+    dropout_rng: DropoutRng,
     input: InputShape,
     convs: Vec<Conv2d>,
     dropout: Dropout,
@@ -45,7 +47,7 @@ pub struct SmallCnn {
 }
 
 impl SmallCnn {
-    /// Builds the network under `pb`.
+    /// Builds the network from `vb`.
     ///
     /// # Errors
     /// [`Error::Input`] for an input under 4x4, [`Error::Spec`] for a zero
@@ -54,8 +56,9 @@ impl SmallCnn {
         config: &SmallCnnConfig,
         n_classes: usize,
         input: InputShape,
-        pb: &ParamBuilder,
+        vb: VarBuilder,
     ) -> Result<Self> {
+        let dropout_rng = DropoutRng::default();
         if input.height < 4 || input.frames < 4 {
             return Err(Error::Input {
                 model: "SmallCnn",
@@ -82,20 +85,25 @@ impl SmallCnn {
                 cout,
                 (3, 3),
                 same,
-                &pb.pp(format!("conv{}", i + 1)),
+                vb.pp(format!("conv{}", i + 1)),
             )?);
             cin = cout;
         }
         Ok(Self {
+            dropout_rng: dropout_rng.clone(),
             input,
             convs,
-            dropout: dropout(config.dropout, pb)?,
-            fc: linear(cin, n_classes, &pb.pp("fc"))?,
+            dropout: dropout(config.dropout, &dropout_rng)?,
+            fc: linear(cin, n_classes, vb.pp("fc"))?,
         })
     }
 }
 
 impl AudioModel for SmallCnn {
+    fn dropout_rng(&self) -> &DropoutRng {
+        &self.dropout_rng
+    }
+
     fn name(&self) -> &'static str {
         "SmallCnn"
     }
@@ -117,7 +125,7 @@ impl AudioModel for SmallCnn {
         }
         let mut x = x.clone();
         for (i, conv) in self.convs.iter().enumerate() {
-            x = conv.forward_act(&x, Activation::Relu, train)?;
+            x = conv.forward_act(&x, train, Activation::Relu)?;
             trace.record(&format!("conv{}", i + 1), conv, &x);
             trace.record(&format!("relu{}", i + 1), &"ReLU()", &x);
             if i < 2 {

@@ -3,14 +3,15 @@
 
 use std::collections::VecDeque;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Module, ModuleT, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::loss::softmax;
 use crate::summary::Trace;
 use crate::{
-    AudioModel, Dropout, Error, InputShape, Linear, ParamBuilder, Recurrent, RecurrentState,
-    Result, dropout, linear, rnn,
+    AudioModel, Dropout, DropoutRng, Error, InputShape, Linear, Recurrent, RecurrentState, Result,
+    dropout, linear, rnn,
 };
 
 /// Options of [`SnapRnn`].
@@ -44,6 +45,7 @@ impl Default for SnapRnnConfig {
 /// sizes and 2 classes. [`SnapRnn::stream`] feeds one frame at a time.
 #[derive(Debug)]
 pub struct SnapRnn {
+    dropout_rng: DropoutRng,
     input: InputShape,
     rnn: Recurrent,
     dropout: Dropout,
@@ -52,7 +54,7 @@ pub struct SnapRnn {
 }
 
 impl SnapRnn {
-    /// Builds the network under `pb` for `input.frames` steps of
+    /// Builds the network from `vb` for `input.frames` steps of
     /// `input.height` features (mono only).
     ///
     /// # Errors
@@ -62,8 +64,9 @@ impl SnapRnn {
         config: &SnapRnnConfig,
         n_classes: usize,
         input: InputShape,
-        pb: &ParamBuilder,
+        vb: VarBuilder,
     ) -> Result<Self> {
+        let dropout_rng = DropoutRng::default();
         if input.channels != 1 || input.frames == 0 || input.height == 0 {
             return Err(Error::Input {
                 model: "SnapRnn",
@@ -79,11 +82,12 @@ impl SnapRnn {
             });
         }
         Ok(Self {
+            dropout_rng: dropout_rng.clone(),
             input,
-            rnn: rnn(input.height, config.hidden, config.layers, &pb.pp("rnn"))?,
-            dropout: dropout(config.dropout, pb)?,
-            time_fc: linear(input.frames, 1, &pb.pp("time_fc"))?,
-            head: linear(config.hidden, n_classes, &pb.pp("head"))?,
+            rnn: rnn(input.height, config.hidden, config.layers, vb.pp("rnn"))?,
+            dropout: dropout(config.dropout, &dropout_rng)?,
+            time_fc: linear(input.frames, 1, vb.pp("time_fc"))?,
+            head: linear(config.hidden, n_classes, vb.pp("head"))?,
         })
     }
 
@@ -114,6 +118,10 @@ impl SnapRnn {
 }
 
 impl AudioModel for SnapRnn {
+    fn dropout_rng(&self) -> &DropoutRng {
+        &self.dropout_rng
+    }
+
     fn name(&self) -> &'static str {
         "SnapRnn"
     }

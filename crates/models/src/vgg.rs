@@ -1,13 +1,14 @@
 //! Seed 002's VGG-style speaker-identification networks.
 
-use candle_core::Tensor;
+use candle_core::{Module, ModuleT, Tensor};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::model::check_image;
 use crate::summary::Trace;
 use crate::{
-    Activation, AudioModel, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, Error,
-    InputShape, Linear, ParamBuilder, Result, batch_norm2d, conv2d, dropout, linear, max_pool2d,
+    Activation, AudioModel, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dropout, DropoutRng,
+    Error, InputShape, Linear, Result, batch_norm2d, conv2d, dropout, linear, max_pool2d,
     max_pool2d_hw,
 };
 
@@ -71,6 +72,7 @@ impl VggVariant {
 /// VggPool 295,482 (whatever the input size).
 #[derive(Debug)]
 pub struct Vgg {
+    dropout_rng: DropoutRng,
     variant: VggVariant,
     input: InputShape,
     stages: Vec<Vec<(Conv2d, BatchNorm)>>,
@@ -91,7 +93,7 @@ enum VggHead {
 }
 
 impl Vgg {
-    /// Builds `variant` under `pb`.
+    /// Builds `variant` from `vb`.
     ///
     /// # Errors
     /// [`Error::Input`] when an axis vanishes in the pools, [`Error::Spec`]
@@ -101,8 +103,9 @@ impl Vgg {
         config: &VggConfig,
         n_classes: usize,
         input: InputShape,
-        pb: &ParamBuilder,
+        vb: VarBuilder,
     ) -> Result<Self> {
+        let dropout_rng = DropoutRng::default();
         let (plan, hidden) = variant.plan();
         let shrink = 1 << plan.len();
         if input.height < shrink || input.frames < shrink {
@@ -122,9 +125,8 @@ impl Vgg {
             let mut stage = Vec::new();
             for i in 0..convs {
                 let tag = format!("{}_{}", s + 1, i + 1);
-                let conv = conv2d(cin, cout, (3, 3), same, &pb.pp(format!("conv{tag}")))?;
-                let bn =
-                    batch_norm2d(cout, BatchNormConfig::default(), &pb.pp(format!("bn{tag}")))?;
+                let conv = conv2d(cin, cout, (3, 3), same, vb.pp(format!("conv{tag}")))?;
+                let bn = batch_norm2d(cout, BatchNormConfig::default(), vb.pp(format!("bn{tag}")))?;
                 stage.push((conv, bn));
                 cin = cout;
             }
@@ -134,17 +136,18 @@ impl Vgg {
             Some(hidden) => {
                 let flat = cin * (input.height / shrink) * (input.frames / shrink);
                 VggHead::Dense {
-                    fc1: linear(flat, hidden, &pb.pp("fc1"))?,
-                    dropout: dropout(config.dropout, pb)?,
-                    fc2: linear(hidden, n_classes, &pb.pp("fc2"))?,
+                    fc1: linear(flat, hidden, vb.pp("fc1"))?,
+                    dropout: dropout(config.dropout, &dropout_rng)?,
+                    fc2: linear(hidden, n_classes, vb.pp("fc2"))?,
                 }
             }
             None => VggHead::Pool {
-                dropout: dropout(config.dropout, pb)?,
-                fc: linear(cin, n_classes, &pb.pp("fc"))?,
+                dropout: dropout(config.dropout, &dropout_rng)?,
+                fc: linear(cin, n_classes, vb.pp("fc"))?,
             },
         };
         Ok(Self {
+            dropout_rng: dropout_rng.clone(),
             variant,
             input,
             stages,
@@ -154,6 +157,10 @@ impl Vgg {
 }
 
 impl AudioModel for Vgg {
+    fn dropout_rng(&self) -> &DropoutRng {
+        &self.dropout_rng
+    }
+
     fn name(&self) -> &'static str {
         self.variant.name()
     }
@@ -252,6 +259,7 @@ impl Default for VggMConfig {
 /// rows and 65 frames.
 #[derive(Debug)]
 pub struct VggM {
+    dropout_rng: DropoutRng,
     input: InputShape,
     convs: Vec<(Conv2d, BatchNorm)>,
     fc6: (Conv2d, BatchNorm),
@@ -273,7 +281,7 @@ const VGGM_CONVS: [(usize, usize, usize, usize, Option<PoolShape>); 5] = [
 ];
 
 impl VggM {
-    /// Builds the network under `pb`.
+    /// Builds the network from `vb`.
     ///
     /// # Errors
     /// [`Error::Input`] when the input vanishes before fc6, [`Error::Spec`]
@@ -282,8 +290,9 @@ impl VggM {
         config: &VggMConfig,
         n_classes: usize,
         input: InputShape,
-        pb: &ParamBuilder,
+        vb: VarBuilder,
     ) -> Result<Self> {
+        let dropout_rng = DropoutRng::default();
         if !(config.width > 0.0 && config.width <= 4.0) {
             return Err(Error::Spec {
                 field: "width",
@@ -301,7 +310,7 @@ impl VggM {
                 padding: (p, p),
             };
             let cout = scaled(c);
-            let conv = conv2d(cin, cout, (k, k), cfg, &pb.pp(format!("conv{}", i + 1)))?;
+            let conv = conv2d(cin, cout, (k, k), cfg, vb.pp(format!("conv{}", i + 1)))?;
             let size = conv.output_size((h, w)).and_then(|(oh, ow)| match pool {
                 Some(((kh, kw), (sh, sw))) if oh >= kh && ow >= kw => {
                     Some(((oh - kh) / sh + 1, (ow - kw) / sw + 1))
@@ -322,7 +331,7 @@ impl VggM {
                 batch_norm2d(
                     cout,
                     BatchNormConfig::default(),
-                    &pb.pp(format!("bn{}", i + 1)),
+                    vb.pp(format!("bn{}", i + 1)),
                 )?,
             ));
             cin = cout;
@@ -332,21 +341,26 @@ impl VggM {
             scaled(4096),
             (h, 1),
             Conv2dConfig::default(),
-            &pb.pp("fc6"),
+            vb.pp("fc6"),
         )?;
-        let bn6 = batch_norm2d(scaled(4096), BatchNormConfig::default(), &pb.pp("bn6"))?;
+        let bn6 = batch_norm2d(scaled(4096), BatchNormConfig::default(), vb.pp("bn6"))?;
         Ok(Self {
+            dropout_rng: dropout_rng.clone(),
             input,
             convs,
             fc6: (fc6, bn6),
-            fc7: linear(scaled(4096), scaled(1024), &pb.pp("fc7"))?,
-            dropout: dropout(config.dropout, pb)?,
-            fc8: linear(scaled(1024), n_classes, &pb.pp("fc8"))?,
+            fc7: linear(scaled(4096), scaled(1024), vb.pp("fc7"))?,
+            dropout: dropout(config.dropout, &dropout_rng)?,
+            fc8: linear(scaled(1024), n_classes, vb.pp("fc8"))?,
         })
     }
 }
 
 impl AudioModel for VggM {
+    fn dropout_rng(&self) -> &DropoutRng {
+        &self.dropout_rng
+    }
+
     fn name(&self) -> &'static str {
         "VggM"
     }

@@ -10,9 +10,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use hark_models::{
-    AudioCnnConfig, CrnnConfig, InputShape, Model, ModelSpec, SnapRnnConfig, cross_entropy,
+    AudioCnnConfig, CrnnConfig, InputShape, Model, ModelSpec, SnapRnnConfig, build, cross_entropy,
     read_tensors,
 };
 
@@ -86,12 +87,24 @@ fn check(case: Case) {
     let x = npy(&format!("{n}.input.npy"));
     let lengths = case.lengths.as_deref();
 
-    let eval = model(&case).forward_t(&x, lengths, false).unwrap();
+    // The PyTorch state_dict straight through candle-nn's VarBuilder, as a
+    // candle user loads it.
+    let bytes = std::fs::read(data(&format!("{n}.state_dict.safetensors"))).unwrap();
+    let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu).unwrap();
+    let net = build(&case.spec, case.n_classes, case.input, vb).unwrap();
+    let eval = net.forward_masked(&x, lengths, false).unwrap();
+    let d = max_abs_diff(&eval, &npy(&format!("{n}.eval_output.npy")));
+    assert!(
+        d < OUTPUT_TOL,
+        "{n}: eval output through a VarBuilder off by {d}"
+    );
+
+    let eval = model(&case).forward_masked(&x, lengths, false).unwrap();
     let d = max_abs_diff(&eval, &npy(&format!("{n}.eval_output.npy")));
     assert!(d < OUTPUT_TOL, "{n}: eval output off by {d}");
 
     let m = model(&case);
-    let logits = m.forward_t(&x, lengths, true).unwrap();
+    let logits = m.forward_masked(&x, lengths, true).unwrap();
     let d = max_abs_diff(&logits, &npy(&format!("{n}.train_output.npy")));
     assert!(d < OUTPUT_TOL, "{n}: train output off by {d}");
     let loss = cross_entropy(&logits, &labels(&format!("{n}.labels.npy"))).unwrap();
@@ -220,11 +233,11 @@ fn crnn_logits_do_not_change_with_padding() {
     let x = npy("crnn.input.npy");
     let lengths = crnn_lengths();
     let single = npy("crnn.eval_output_single.npy");
-    let batched = m.forward_t(&x, Some(&lengths), false).unwrap();
+    let batched = m.forward_masked(&x, Some(&lengths), false).unwrap();
     assert!(max_abs_diff(&batched, &single) < OUTPUT_TOL);
     for (i, &len) in lengths.iter().enumerate() {
         let xi = x.narrow(0, i, 1).unwrap().narrow(3, 0, len).unwrap();
-        let alone = m.forward_t(&xi, Some(&[len]), false).unwrap();
+        let alone = m.forward_masked(&xi, Some(&[len]), false).unwrap();
         let d = max_abs_diff(&alone, &single.narrow(0, i, 1).unwrap());
         assert!(d < OUTPUT_TOL, "example {i} alone off by {d}");
         // More padding than the batch had changes nothing either.
@@ -236,7 +249,7 @@ fn crnn_logits_do_not_change_with_padding() {
             3,
         )
         .unwrap();
-        let p = m.forward_t(&padded, Some(&[len]), false).unwrap();
+        let p = m.forward_masked(&padded, Some(&[len]), false).unwrap();
         assert!(
             max_abs_diff(&p, &alone) < 1e-6,
             "example {i} with extra padding"

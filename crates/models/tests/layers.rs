@@ -57,11 +57,11 @@ fn conv_case(c: usize, o: usize) {
                 cfg,
                 Init::Uniform { bound: 0.5 },
                 Init::Uniform { bound: 0.5 },
-                &store.root(),
+                store.var_builder(),
             )
             .unwrap();
             let x = Var::from_vec(seq(b * c * h * w, 0.3), (b, c, h, w), &Device::Cpu).unwrap();
-            let y = conv.forward_act(x.as_tensor(), act, true).unwrap();
+            let y = conv.forward_act(x.as_tensor(), true, act).unwrap();
             let (_, _, oh, ow) = y.dims4().unwrap();
             assert_eq!(
                 (oh, ow),
@@ -156,7 +156,7 @@ fn conv_case(c: usize, o: usize) {
             // An input that needs no gradient (the first layer's) takes
             // another weight-gradient path for small layers.
             let y = conv
-                .forward_act(&x.as_tensor().detach(), act, true)
+                .forward_act(&x.as_tensor().detach(), true, act)
                 .unwrap();
             let grads = (&y * &gw).unwrap().sum_all().unwrap().backward().unwrap();
             let (gw_only, gb_only) = (
@@ -192,7 +192,7 @@ fn batch_norm_gradients_match_finite_differences_in_both_modes() {
     for train in [true, false] {
         for act in [Activation::Identity, Activation::Elu] {
             let store = ParamStore::new(0);
-            let bn = batch_norm2d(2, BatchNormConfig::default(), &store.root()).unwrap();
+            let bn = batch_norm2d(2, BatchNormConfig::default(), store.var_builder()).unwrap();
             let loss = |x: &[f32]| -> f64 {
                 let x = Tensor::from_vec(x.to_vec(), dims, &Device::Cpu).unwrap();
                 let y = bn.forward_act(&x, train, act).unwrap();
@@ -232,9 +232,9 @@ fn batch_statistics_are_exact_for_data_far_from_zero() {
         .map(|(i, v)| 1000.0 + v + if i < n / dims.0 { 3.0 } else { 0.0 })
         .collect();
     let store = ParamStore::new(0);
-    let bn = batch_norm2d(dims.1, BatchNormConfig::default(), &store.root()).unwrap();
+    let bn = batch_norm2d(dims.1, BatchNormConfig::default(), store.var_builder()).unwrap();
     let t = Tensor::from_vec(x.clone(), dims, &Device::Cpu).unwrap();
-    let y = vals(&bn.forward_t(&t, true).unwrap());
+    let y = vals(&bn.forward_act(&t, true, Activation::Identity).unwrap());
     let state: std::collections::HashMap<String, Tensor> = store.state_dict().into_iter().collect();
     let (rm, rv) = (vals(&state["running_mean"]), vals(&state["running_var"]));
     let per = dims.2 * dims.3;
@@ -302,7 +302,7 @@ fn fused_batch_norm_and_pooling_equal_the_layers() {
         for act in [Activation::Identity, Activation::Relu, Activation::Elu] {
             let run = |fused: bool| {
                 let store = ParamStore::new(0);
-                let bn = batch_norm2d(2, BatchNormConfig::default(), &store.root()).unwrap();
+                let bn = batch_norm2d(2, BatchNormConfig::default(), store.var_builder()).unwrap();
                 // Non-trivial affine parameters and running statistics.
                 for (name, var) in store.trainable() {
                     let v = seq(2, if name.ends_with("weight") { 3.0 } else { 4.0 });
@@ -333,15 +333,15 @@ fn fused_batch_norm_and_pooling_equal_the_layers() {
 /// Two conv/batch-norm blocks: `[3, 2, 9, 11]` to `[3, 5, 5, 6]` (strided),
 /// then to `[3, 4, 3, 4]`.
 fn chain_layers(store: &ParamStore) -> [(Conv2d, BatchNorm); 2] {
-    let root = store.root();
+    let root = store.var_builder();
     let init = Init::Uniform { bound: 0.5 };
     let strided = Conv2dConfig {
         stride: (2, 2),
         padding: (1, 1),
     };
     let block = |i: usize, c: usize, o: usize, cfg: Conv2dConfig| {
-        let conv = conv2d_init(c, o, (3, 3), cfg, init, init, &root.pp(format!("conv{i}")));
-        let bn = batch_norm2d(o, BatchNormConfig::default(), &root.pp(format!("bn{i}")));
+        let conv = conv2d_init(c, o, (3, 3), cfg, init, init, root.pp(format!("conv{i}")));
+        let bn = batch_norm2d(o, BatchNormConfig::default(), root.pp(format!("bn{i}")));
         (conv.unwrap(), bn.unwrap())
     };
     [
@@ -402,7 +402,7 @@ fn fused_convolutions_and_batch_norms_equal_the_layers() {
                     forward_conv_bn(&blocks, &input, train).unwrap()
                 } else {
                     blocks.iter().fold(input, |x, b| {
-                        let y = b.conv.forward_act(&x, b.conv_act, train).unwrap();
+                        let y = b.conv.forward_act(&x, train, b.conv_act).unwrap();
                         b.bn.forward_act(&y, train, b.act).unwrap()
                     })
                 };
@@ -430,10 +430,10 @@ fn a_fused_chain_needs_a_block_and_an_input_the_kernels_fit() {
         2,
         (5, 5),
         Conv2dConfig::default(),
-        &store.root().pp("conv"),
+        store.var_builder().pp("conv"),
     )
     .unwrap();
-    let bn = batch_norm2d(2, BatchNormConfig::default(), &store.root().pp("bn")).unwrap();
+    let bn = batch_norm2d(2, BatchNormConfig::default(), store.var_builder().pp("bn")).unwrap();
     let x = Tensor::zeros((2, 1, 4, 9), DType::F32, &Device::Cpu).unwrap();
     assert!(forward_conv_bn(&[], &x, true).is_err());
     let block = ConvBn {

@@ -167,7 +167,7 @@ fn outputs_are_batch_by_classes_for_several_input_sizes() {
         let m = Model::new(&spec, 7, input, 1).unwrap();
         for batch in [1, 3] {
             let x = randn(&[batch, input.channels, input.height, input.frames], 2);
-            let y = m.forward_t(&x, None, false).unwrap();
+            let y = m.forward_masked(&x, None, false).unwrap();
             assert_eq!(y.dims(), [batch, 7], "{spec:?}");
         }
     }
@@ -198,7 +198,7 @@ fn outputs_are_batch_by_classes_for_several_input_sizes() {
         for t in frames {
             let x = randn(&[2, input.channels, input.height, t], 3);
             assert_eq!(
-                m.forward_t(&x, None, false).unwrap().dims(),
+                m.forward_masked(&x, None, false).unwrap().dims(),
                 [2, 10],
                 "{spec:?} at {t} frames"
             );
@@ -216,12 +216,12 @@ fn bad_inputs_are_errors_that_say_what_was_expected() {
     )
     .unwrap();
     let err = m
-        .forward_t(&randn(&[2, 1, 128, 60], 0), None, false)
+        .forward_masked(&randn(&[2, 1, 128, 60], 0), None, false)
         .unwrap_err()
         .to_string();
     assert!(err.contains("at least 80 frames"), "{err}");
     let err = m
-        .forward_t(&randn(&[2, 2, 128, 173], 0), None, false)
+        .forward_masked(&randn(&[2, 2, 128, 173], 0), None, false)
         .unwrap_err()
         .to_string();
     assert!(
@@ -229,7 +229,7 @@ fn bad_inputs_are_errors_that_say_what_was_expected() {
         "{err}"
     );
     let err = m
-        .forward_t(&randn(&[2, 1, 128, 173], 0), Some(&[173, 174]), false)
+        .forward_masked(&randn(&[2, 1, 128, 173], 0), Some(&[173, 174]), false)
         .unwrap_err()
         .to_string();
     assert!(err.contains("lengths in 1..=173"), "{err}");
@@ -249,7 +249,7 @@ fn bad_inputs_are_errors_that_say_what_was_expected() {
     )
     .unwrap();
     let err = m
-        .forward_t(&randn(&[1, 1, 32, 40], 0), None, false)
+        .forward_masked(&randn(&[1, 1, 32, 40], 0), None, false)
         .unwrap_err()
         .to_string();
     assert!(err.contains("exactly 32 frames"), "{err}");
@@ -344,7 +344,7 @@ fn same_seed_same_weights_and_outputs() {
     let x = randn(&[2, 1, 128, 120], 5);
     let run = |seed| {
         let m = Model::new(&spec, 10, shape(1, 128, 120), seed).unwrap();
-        m.forward_t(&x, None, true)
+        m.forward_masked(&x, None, true)
             .unwrap()
             .flatten_all()
             .unwrap()
@@ -359,10 +359,10 @@ fn same_seed_same_weights_and_outputs() {
 fn streaming_the_snap_detector_frame_by_frame_equals_the_batch_forward() {
     let input = shape(1, 40, 50);
     let store = hark_models::ParamStore::new(9);
-    let model = SnapRnn::new(&SnapRnnConfig::default(), 2, input, &store.root()).unwrap();
+    let model = SnapRnn::new(&SnapRnnConfig::default(), 2, input, store.var_builder()).unwrap();
     let x = randn(&[1, 50, 40], 11);
-    let batch =
-        softmax(&hark_models::AudioModel::forward_t(&model, &x, None, false).unwrap()).unwrap();
+    let batch = softmax(&hark_models::AudioModel::forward_masked(&model, &x, None, false).unwrap())
+        .unwrap();
     let batch: Vec<f32> = batch.squeeze(0).unwrap().to_vec1().unwrap();
     let frames: Vec<Vec<f32>> = x.squeeze(0).unwrap().to_vec2().unwrap();
     let mut stream = model.stream();
@@ -439,7 +439,7 @@ fn every_model_overfits_a_tiny_batch() {
         let mut first = None;
         let mut last = f32::MAX;
         for _ in 0..300 {
-            let loss = cross_entropy(&m.forward_t(&x, None, true).unwrap(), &labels).unwrap();
+            let loss = cross_entropy(&m.forward_masked(&x, None, true).unwrap(), &labels).unwrap();
             last = loss.to_scalar::<f32>().unwrap();
             first.get_or_insert(last);
             if last < 0.05 * first.unwrap() {
@@ -459,21 +459,21 @@ fn checkpoints_round_trip_and_reject_another_architecture() {
     let input = shape(1, 128, 173);
     let a = Model::new(&ModelSpec::Crnn(Default::default()), 10, input, 1).unwrap();
     // A training forward moves the running statistics; they are saved too.
-    a.forward_t(&randn(&[2, 1, 128, 173], 1), None, true)
+    a.forward_masked(&randn(&[2, 1, 128, 173], 1), None, true)
         .unwrap();
     a.save(&path).unwrap();
     let b = Model::new(&ModelSpec::Crnn(Default::default()), 10, input, 2).unwrap();
     b.load(&path).unwrap();
     let x = randn(&[2, 1, 128, 173], 4);
     let ya: Vec<f32> = a
-        .forward_t(&x, None, false)
+        .forward_masked(&x, None, false)
         .unwrap()
         .flatten_all()
         .unwrap()
         .to_vec1()
         .unwrap();
     let yb: Vec<f32> = b
-        .forward_t(&x, None, false)
+        .forward_masked(&x, None, false)
         .unwrap()
         .flatten_all()
         .unwrap()

@@ -27,7 +27,7 @@ pub struct TrainState {
     pub best: Option<(f64, usize)>,
     /// Epochs since the monitored value last improved.
     pub stale: usize,
-    /// Dropout masks drawn (see `ParamStore::dropout_step`).
+    /// Dropout masks drawn (see `Model::dropout_step`).
     pub dropout_step: u64,
     /// Whether early stopping ended the run.
     pub stopped_early: bool,
@@ -108,6 +108,6 @@ pub fn load_checkpoint(
         .filter_map(|(k, v)| k.strip_prefix("optimizer.").map(|k| (k.to_string(), v)))
         .collect();
     optimizer.load_state(&optim)?;
-    model.params().set_dropout_step(state.dropout_step);
+    model.set_dropout_step(state.dropout_step);
     Ok(state)
 }

@@ -103,7 +103,8 @@ pub fn evaluate(model: &Model, loader: &Loader) -> Result<Evaluation> {
         let batch = batch.map_err(Error::Data)?;
         // On a worker of the pool, as a training step.
         let (loss, probs) = rayon::scope(|_| -> Result<(f32, Vec<Vec<f32>>)> {
-            let logits = model.forward_t(&batch_tensor(&batch)?, Some(&batch.lengths), false)?;
+            let logits =
+                model.forward_masked(&batch_tensor(&batch)?, Some(&batch.lengths), false)?;
             let loss = cross_entropy(&logits, &batch.labels)?.to_scalar()?;
             Ok((loss, softmax(&logits)?.to_vec2()?))
         })?;
@@ -248,9 +249,9 @@ impl<'a> Trainer<'a> {
     /// One optimisation step on `batch` (step `i` of `epoch`): its loss and
     /// how many of its examples the model got right before the step.
     fn step(&mut self, batch: &Batch, epoch: usize, i: usize) -> Result<(f32, usize)> {
-        let logits = self
-            .model
-            .forward_t(&batch_tensor(batch)?, Some(&batch.lengths), true)?;
+        let logits =
+            self.model
+                .forward_masked(&batch_tensor(batch)?, Some(&batch.lengths), true)?;
         let loss = cross_entropy(&logits, &batch.labels)?;
         let value: f32 = loss.to_scalar()?;
         if !value.is_finite() {
@@ -335,7 +336,7 @@ impl<'a> Trainer<'a> {
                 .early_stopping
                 .is_some_and(|e| self.state.stale >= e.patience);
             self.state.epoch += 1;
-            self.state.dropout_step = self.model.params().dropout_step();
+            self.state.dropout_step = self.model.dropout_step();
             self.state.history.push(metrics.clone());
             self.write_metrics(dir)?;
             if improved {
