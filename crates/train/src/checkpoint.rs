@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use hark_models::{Model, read_metadata, read_tensors, save_tensors};
 use serde::{Deserialize, Serialize};
 
-use crate::{EpochMetrics, Error, Optimizer, Result};
+use crate::{EpochMetrics, Error, Result, StatefulOptimizer};
 
 /// Metadata key of the completed epoch count, in both files.
 const EPOCH_KEY: &str = "hark.epoch";
@@ -51,7 +51,7 @@ pub fn save_checkpoint(
     dir: &Path,
     name: &str,
     model: &Model,
-    optimizer: &dyn Optimizer,
+    optimizer: &dyn StatefulOptimizer,
     state: &TrainState,
 ) -> Result<()> {
     let (model_path, train_path) = checkpoint_paths(dir, name);
@@ -81,7 +81,7 @@ pub fn load_checkpoint(
     dir: &Path,
     name: &str,
     model: &Model,
-    optimizer: &mut dyn Optimizer,
+    optimizer: &mut dyn StatefulOptimizer,
 ) -> Result<TrainState> {
     let (model_path, train_path) = checkpoint_paths(dir, name);
     let meta = read_metadata(&train_path)?;

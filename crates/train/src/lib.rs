@@ -4,7 +4,8 @@
 //!   defaulted, unknown keys and wrong types named with the file, and
 //!   `section.key=value` overrides.
 //! - Optimizers on candle `Var`s ([`Adam`] with L2 decay and AMSGrad, AdamW,
-//!   [`Sgd`] with momentum and Nesterov) and learning-rate schedules as PyTorch
+//!   [`Sgd`] with momentum and Nesterov), each a candle-nn
+//!   [`Optimizer`](candle_nn::Optimizer), and learning-rate schedules as PyTorch
 //!   computes them ([`LrSchedule`]: constant, StepLR, OneCycleLR with momentum
 //!   cycling, cosine).
 //! - [`Trainer`]: the loop, gradient clipping, early stopping, NaN detection,
@@ -27,7 +28,7 @@ mod schedule;
 mod sgd;
 mod trainer;
 
-pub use adam::Adam;
+pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{TrainState, checkpoint_paths, load_checkpoint, save_checkpoint};
 pub use config::{
     DataConfig, EarlyStopping, ExperimentConfig, Monitor, OutputConfig, TrainConfig, Validation,
@@ -39,10 +40,10 @@ pub use experiment::{
 };
 pub use metrics::{ClassScores, ClassificationReport, ConfusionMatrix};
 pub use observer::Observer;
-pub use optimizer::{Optimizer, OptimizerConfig};
+pub use optimizer::{OptimizerConfig, StatefulOptimizer};
 pub use plot::{confusion_png, curves_png};
 pub use schedule::{Anneal, LrSchedule, ScheduleConfig};
-pub use sgd::Sgd;
+pub use sgd::{Sgd, SgdConfig};
 pub use trainer::{
     EpochMetrics, Evaluation, Prediction, Trainer, argmax, batch_tensor, clip_grad_norm, evaluate,
 };

@@ -12,7 +12,7 @@ use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::error::check_range;
-use crate::{Adam, Error, Result, Sgd};
+use crate::{Adam, AdamConfig, Error, Result, Sgd, SgdConfig};
 
 /// An optimizer and its settings, as written in `[train.optimizer]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,7 +114,7 @@ impl OptimizerConfig {
     ///
     /// # Errors
     /// [`Error::Config`] for a value out of range.
-    pub fn build(&self, params: Vec<(String, Var)>) -> Result<Box<dyn Optimizer>> {
+    pub fn build(&self, params: Vec<(String, Var)>) -> Result<Box<dyn StatefulOptimizer>> {
         check_range(
             "optimizer.lr",
             self.lr(),
@@ -122,6 +122,7 @@ impl OptimizerConfig {
             f64::MAX,
             "must be >= 0 and finite",
         )?;
+        let lr = self.lr();
         Ok(match *self {
             Self::Adam {
                 betas,
@@ -160,14 +161,15 @@ impl OptimizerConfig {
                     "must be >= 0",
                 )?;
                 let decoupled = matches!(self, Self::AdamW { .. });
-                Box::new(Adam::new(
-                    params,
+                let config = AdamConfig {
+                    lr,
                     betas,
                     eps,
                     weight_decay,
                     amsgrad,
                     decoupled,
-                ))
+                };
+                Box::new(Adam::named(params, config))
             }
             Self::Sgd {
                 momentum,
@@ -204,20 +206,25 @@ impl OptimizerConfig {
                         got: format!("momentum {momentum}, dampening {dampening}"),
                     });
                 }
-                Box::new(Sgd::new(
-                    params,
+                let config = SgdConfig {
+                    lr,
                     momentum,
                     dampening,
                     weight_decay,
                     nesterov,
-                ))
+                };
+                Box::new(Sgd::named(params, config))
             }
         })
     }
 }
 
-/// Updates parameters from their gradients.
-pub trait Optimizer: Send + std::fmt::Debug {
+/// The object-safe face of an optimizer that the [`Trainer`](crate::Trainer)
+/// drives: a step at the schedule's learning rate, the momentum a schedule
+/// cycles, and the state a checkpoint keeps. [`Adam`] and [`Sgd`] are also
+/// candle-nn [`Optimizer`](candle_nn::Optimizer)s, whose step uses their own
+/// learning rate.
+pub trait StatefulOptimizer: Send + std::fmt::Debug {
     /// One update with learning rate `lr`; parameters absent from `grads`
     /// are left alone.
     ///
@@ -273,6 +280,14 @@ impl Slot {
         let t = Tensor::from_vec(values, self.var.shape(), &Device::Cpu)?;
         Ok(self.var.set(&t)?)
     }
+}
+
+/// `vars` named `param0`, `param1`, ..., for an optimizer built by
+/// candle-nn's `Optimizer::new`, which gives no names.
+pub(crate) fn numbered(vars: Vec<Var>) -> Vec<(String, Var)> {
+    (vars.into_iter().enumerate())
+        .map(|(i, v)| (format!("param{i}"), v))
+        .collect()
 }
 
 /// Named state tensors of `slots` (buffers and the step count).

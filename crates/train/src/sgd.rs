@@ -5,29 +5,50 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
-use crate::optimizer::{Slot, load_slots, slots_state};
-use crate::{Optimizer, Result};
+use crate::optimizer::{Slot, load_slots, numbered, slots_state};
+use crate::{Result, StatefulOptimizer};
 
-/// SGD with L2 weight decay, momentum (with dampening) and Nesterov.
+/// Settings of [`Sgd`], PyTorch's names and defaults (`torch.optim.SGD`,
+/// with the learning rate hark's configs default to).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdConfig {
+    /// Learning rate. Default: 0.01.
+    pub lr: f64,
+    /// Momentum factor. Default: 0.
+    pub momentum: f64,
+    /// Dampening of the momentum. Default: 0.
+    pub dampening: f64,
+    /// L2 penalty. Default: 0.
+    pub weight_decay: f64,
+    /// Nesterov momentum. Default: false.
+    pub nesterov: bool,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-2,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
+    }
+}
+
+/// SGD with L2 weight decay, momentum (with dampening) and Nesterov. A
+/// candle-nn [`Optimizer`](candle_nn::Optimizer).
 #[derive(Debug)]
 pub struct Sgd {
     slots: Vec<Slot>,
-    momentum: f64,
-    dampening: f64,
-    weight_decay: f64,
-    nesterov: bool,
+    config: SgdConfig,
 }
 
 impl Sgd {
-    /// An optimizer over `params`; see [`OptimizerConfig`](crate::OptimizerConfig).
-    pub fn new(
-        params: Vec<(String, Var)>,
-        momentum: f64,
-        dampening: f64,
-        weight_decay: f64,
-        nesterov: bool,
-    ) -> Self {
-        let buffers: &[&'static str] = if momentum != 0.0 {
+    /// An optimizer over named `params`, whose state is saved under those
+    /// names (see [`StatefulOptimizer::state`]).
+    pub fn named(params: Vec<(String, Var)>, config: SgdConfig) -> Self {
+        let buffers: &[&'static str] = if config.momentum != 0.0 {
             &["momentum_buffer"]
         } else {
             &[]
@@ -37,20 +58,38 @@ impl Sgd {
                 .into_iter()
                 .map(|(n, v)| Slot::new(n, v, buffers))
                 .collect(),
-            momentum,
-            dampening,
-            weight_decay,
-            nesterov,
+            config,
         }
     }
 }
 
-impl Optimizer for Sgd {
+impl candle_nn::Optimizer for Sgd {
+    type Config = SgdConfig;
+
+    /// Parameters named `param0`, `param1`, ... in the state.
+    fn new(vars: Vec<Var>, config: SgdConfig) -> candle_core::Result<Self> {
+        Ok(Self::named(numbered(vars), config))
+    }
+
+    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
+        StatefulOptimizer::step(self, grads, self.config.lr).map_err(candle_core::Error::wrap)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+}
+
+impl StatefulOptimizer for Sgd {
     fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
         let (mu, damp, wd, lr) = (
-            self.momentum as f32,
-            self.dampening as f32,
-            self.weight_decay as f32,
+            self.config.momentum as f32,
+            self.config.dampening as f32,
+            self.config.weight_decay as f32,
             lr as f32,
         );
         for slot in &mut self.slots {
@@ -70,7 +109,7 @@ impl Optimizer for Sgd {
                         .zip(&g)
                         .for_each(|(b, g)| *b = mu * *b + (1.0 - damp) * g);
                 }
-                if self.nesterov {
+                if self.config.nesterov {
                     g.iter_mut().zip(buf.iter()).for_each(|(g, b)| *g += mu * b);
                 } else {
                     g.clone_from(buf);
@@ -83,7 +122,7 @@ impl Optimizer for Sgd {
     }
 
     fn set_momentum(&mut self, momentum: f64) {
-        self.momentum = momentum;
+        self.config.momentum = momentum;
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{checkpoint_paths, load_checkpoint, save_checkpoint};
 use crate::config::Monitor;
-use crate::{Error, LrSchedule, Observer, Optimizer, Result, TrainConfig, TrainState};
+use crate::{Error, LrSchedule, Observer, Result, StatefulOptimizer, TrainConfig, TrainState};
 
 /// One epoch's numbers: one line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,7 +169,7 @@ pub struct Trainer<'a> {
     model: &'a Model,
     config: TrainConfig,
     vars: Vec<(String, Var)>,
-    optimizer: Box<dyn Optimizer>,
+    optimizer: Box<dyn StatefulOptimizer>,
     schedule: LrSchedule,
     state: TrainState,
 }

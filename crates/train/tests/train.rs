@@ -410,7 +410,7 @@ fn optimizer_state_round_trips_so_a_resumed_run_continues_identically() {
     // Three steps, save the state, restore into a fresh optimizer, three more.
     let var = Var::from_slice(&[1.0f32, -2.0], 2, &Device::Cpu).unwrap();
     let c = Tensor::from_slice(&[0.5f32, -3.0], 2, &Device::Cpu).unwrap();
-    let step = |opt: &mut Box<dyn hark_train::Optimizer>| {
+    let step = |opt: &mut Box<dyn hark_train::StatefulOptimizer>| {
         let grads = (var.as_tensor() * &c)
             .unwrap()
             .sum_all()
@@ -436,4 +436,62 @@ fn optimizer_state_round_trips_so_a_resumed_run_continues_identically() {
         .load_state(&broken)
         .unwrap_err();
     assert!(err.to_string().contains("missing `w.exp_avg`"), "{err}");
+}
+
+#[test]
+fn adam_and_sgd_as_candle_nn_optimizers_step_as_the_trainer_does() {
+    use candle_nn::Optimizer;
+    use hark_train::{Adam, AdamConfig, Sgd, SgdConfig};
+
+    let c = Tensor::from_slice(&[0.5f32, -3.0], 2, &Device::Cpu).unwrap();
+    // Three candle-nn steps at the optimizer's own learning rate.
+    fn candle_steps<O: Optimizer>(config: O::Config, c: &Tensor) -> Vec<f32> {
+        let var = Var::from_slice(&[1.0f32, -2.0], 2, &Device::Cpu).unwrap();
+        let mut opt = O::new(vec![var.clone()], config).unwrap();
+        for _ in 0..3 {
+            let loss = (var.as_tensor() * c).unwrap().sum_all().unwrap();
+            opt.backward_step(&loss).unwrap();
+        }
+        var.as_tensor().to_vec1().unwrap()
+    }
+    let last = |steps: Vec<[f64; 2]>| steps[2].map(|v| v as f32).to_vec();
+
+    let adamw = AdamConfig {
+        lr: 0.05,
+        ..AdamConfig::adamw()
+    };
+    let trainer_config = OptimizerConfig::AdamW {
+        lr: 0.05,
+        betas: (0.9, 0.999),
+        eps: 1e-8,
+        weight_decay: 0.01,
+        amsgrad: false,
+    };
+    assert_eq!(
+        candle_steps::<Adam>(adamw, &c),
+        last(run(&trainer_config, [0.5, -3.0], 3, 0.05))
+    );
+
+    let sgd = SgdConfig {
+        lr: 0.1,
+        momentum: 0.9,
+        nesterov: true,
+        ..SgdConfig::default()
+    };
+    let trainer_config = OptimizerConfig::Sgd {
+        lr: 0.1,
+        momentum: 0.9,
+        dampening: 0.0,
+        weight_decay: 0.0,
+        nesterov: true,
+    };
+    assert_eq!(
+        candle_steps::<Sgd>(sgd, &c),
+        last(run(&trainer_config, [0.5, -3.0], 3, 0.1))
+    );
+
+    let mut opt = Adam::new(vec![], AdamConfig::default()).unwrap();
+    assert_eq!(opt.learning_rate(), 1e-3);
+    opt.set_learning_rate(0.5);
+    assert_eq!(opt.learning_rate(), 0.5);
 }
