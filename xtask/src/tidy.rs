@@ -56,3 +56,42 @@ fn hark_simd_documents_every_unsafe_block() {
     let lib = fs::read_to_string(root().join("crates/simd/src/lib.rs")).unwrap();
     assert!(lib.contains("#![deny(clippy::undocumented_unsafe_blocks)]"));
 }
+
+#[test]
+fn run_directory_file_names_are_spelled_only_in_run_dir() {
+    let names = [
+        "\"config.toml\"",
+        "\"model.json\"",
+        "\"metrics.jsonl\"",
+        "best.safetensors",
+        "last.safetensors",
+        ".train.safetensors",
+        "\"report.txt\"",
+        "\"report.json\"",
+        "\"predictions.csv\"",
+        "\"confusion.png\"",
+        "\"curves.png\"",
+        "\"train.log\"",
+        "cv_summary.json\"",
+        "cv_summary.md\"",
+        "\"fold-{",
+    ];
+    let owner = root().join("crates/train/src/run_dir.rs");
+    let mut offenders = Vec::new();
+    for file in rust_files(&root().join("crates")) {
+        // Only library and binary code: tests look at the files by name.
+        let in_src = file.components().any(|c| c.as_os_str() == "src");
+        if file == owner || !in_src {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        let code: String = (text.split("#[cfg(test)]").next().unwrap_or_default())
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect();
+        for name in names.iter().filter(|n| code.contains(*n)) {
+            offenders.push(format!("{}: {name}", file.display()));
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:#?}");
+}

@@ -399,7 +399,7 @@ pub fn unpack(archive: &Path, into: &Path) -> Result<()> {
 /// # Errors
 /// A dataset that cannot be opened.
 pub fn describe(kind: &str, root: &Path) -> Result<String> {
-    let kind: hark_data::DatasetKind = kind.parse().map_err(|e: String| anyhow!(e))?;
+    let kind: hark_data::DatasetKind = kind.parse()?;
     let dataset = hark_data::open_dataset(kind, root, &hark_data::LoadOptions::default())
         .with_context(|| format!("reading {}", root.display()))?;
     let h = hark_data::format_histogram(&dataset);

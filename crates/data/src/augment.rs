@@ -9,6 +9,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::DataError;
 use crate::features::{FeatureExtractor, Features};
 
 /// Additive Gaussian noise on the waveform, by deviation or by SNR.
@@ -75,35 +76,48 @@ impl AugmentConfig {
     /// Checks probabilities and ranges.
     ///
     /// # Errors
-    /// Names the field out of range.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        let prob = |name: &str, p: f32| {
+    /// [`DataError::InvalidOption`] naming the field out of range.
+    pub fn validate(&self) -> Result<(), DataError> {
+        let prob = |field: &'static str, p: f32| {
             if (0.0..=1.0).contains(&p) {
                 Ok(())
             } else {
-                Err(format!("{name}.prob must be in [0, 1], got {p}"))
+                Err(DataError::InvalidOption {
+                    field,
+                    rule: "must be in [0, 1]",
+                    got: p.to_string(),
+                })
             }
         };
         if let Some(n) = &self.noise {
-            prob("noise", n.prob)?;
+            prob("augment.noise.prob", n.prob)?;
             if n.std.is_some() == n.snr_db.is_some() {
-                return Err("noise needs exactly one of std and snr_db".into());
+                return Err(DataError::InvalidOption {
+                    field: "augment.noise",
+                    rule: "needs exactly one of std and snr_db",
+                    got: format!("std {:?}, snr_db {:?}", n.std, n.snr_db),
+                });
             }
         }
         if let Some(c) = &self.crop {
-            prob("crop", c.prob)?;
+            prob("augment.crop.prob", c.prob)?;
         }
         if let Some(s) = &self.stretch {
-            prob("stretch", s.prob)?;
+            prob("augment.stretch.prob", s.prob)?;
             if !(0.0..1.0).contains(&s.max_delta) {
-                return Err(format!(
-                    "stretch.max_delta must be in [0, 1), got {}",
-                    s.max_delta
-                ));
+                return Err(DataError::InvalidOption {
+                    field: "augment.stretch.max_delta",
+                    rule: "must be in [0, 1)",
+                    got: s.max_delta.to_string(),
+                });
             }
         }
         if let Some(s) = &self.spec_augment {
-            s.validate().map_err(|e| e.to_string())?;
+            s.validate().map_err(|e| DataError::InvalidOption {
+                field: "augment.spec_augment",
+                rule: "must hold valid masks",
+                got: e.to_string(),
+            })?;
         }
         Ok(())
     }

@@ -96,6 +96,21 @@ pub enum DataError {
         /// The value given.
         got: String,
     },
+    /// Clips given to a loader that do not fit together (none, labels of
+    /// another count, mixed shapes, the wrong stage for the augmentation).
+    #[error("loader: {reason}")]
+    Loader {
+        /// What does not fit.
+        reason: String,
+    },
+    /// Augmenting or transforming one example of a loader failed.
+    #[error("example {index}: {source}")]
+    Example {
+        /// The example's position in the loader.
+        index: usize,
+        /// The hark-dsp error.
+        source: hark_dsp::DspError,
+    },
     /// A signal-processing step failed on this file's audio.
     #[error("{}: {source}", path.display())]
     Dsp {

@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::{AugmentConfig, augment, example_rng};
+use crate::error::{DataError, Result};
 use crate::features::{FeatureExtractor, Features};
 
 /// How batches are normalised.
@@ -97,6 +98,8 @@ pub struct Batch {
 #[derive(Debug, Clone)]
 pub struct Loader {
     clips: Arc<Vec<Features>>,
+    /// The clip of each position.
+    indices: Arc<Vec<usize>>,
     labels: Arc<Vec<usize>>,
     extractor: Arc<FeatureExtractor>,
     augment: Arc<AugmentConfig>,
@@ -110,9 +113,7 @@ impl Loader {
     /// generator seeded by (seed, epoch, position), so batches reproduce.
     ///
     /// # Errors
-    /// An empty clip list, mismatched labels, batch size 0, clips of
-    /// different channels or bands, an invalid augmentation, or clips of the
-    /// wrong stage for it (waveforms exactly when augmentation needs them).
+    /// As [`Loader::shared`].
     pub fn new(
         clips: Vec<Features>,
         labels: Vec<usize>,
@@ -120,32 +121,80 @@ impl Loader {
         augment: AugmentConfig,
         normalization: Normalization,
         config: LoaderConfig,
-    ) -> std::result::Result<Self, String> {
-        if clips.is_empty() {
-            return Err("no clips to load".into());
+    ) -> Result<Self> {
+        let indices = (0..clips.len()).collect();
+        let clips = Arc::new(clips);
+        Self::shared(
+            clips,
+            indices,
+            labels,
+            extractor,
+            augment,
+            normalization,
+            config,
+        )
+    }
+
+    /// A loader over `clips[indices[i]]` with label `labels[i]`, the clips
+    /// shared with other loaders (the folds of a cross-validation) instead
+    /// of copied.
+    ///
+    /// # Errors
+    /// No indices, an index out of range, mismatched labels, batch size 0,
+    /// clips of different channels or bands, an invalid augmentation, or
+    /// clips of the wrong stage for it (waveforms exactly when augmentation
+    /// needs them).
+    pub fn shared(
+        clips: Arc<Vec<Features>>,
+        indices: Vec<usize>,
+        labels: Vec<usize>,
+        extractor: FeatureExtractor,
+        augment: AugmentConfig,
+        normalization: Normalization,
+        config: LoaderConfig,
+    ) -> Result<Self> {
+        let bad = |reason: String| DataError::Loader { reason };
+        if indices.is_empty() {
+            return Err(bad("no clips to load".into()));
         }
-        if clips.len() != labels.len() {
-            return Err(format!("{} clips but {} labels", clips.len(), labels.len()));
+        if indices.len() != labels.len() {
+            return Err(bad(format!(
+                "{} clips but {} labels",
+                indices.len(),
+                labels.len()
+            )));
+        }
+        if let Some(&i) = indices.iter().find(|&&i| i >= clips.len()) {
+            return Err(bad(format!("clip {i} of {}", clips.len())));
         }
         if config.batch_size == 0 {
-            return Err("batch_size must be > 0, got 0".into());
+            return Err(DataError::InvalidOption {
+                field: "batch_size",
+                rule: "must be > 0",
+                got: "0".into(),
+            });
         }
-        let (c, m) = (clips[0].channels, clips[0].n_mels);
-        if let Some(i) = clips.iter().position(|x| (x.channels, x.n_mels) != (c, m)) {
-            return Err(format!(
-                "clip {i} is {}x{}, clip 0 is {c}x{m}",
-                clips[i].channels, clips[i].n_mels
-            ));
+        let first = &clips[indices[0]];
+        let (c, m) = (first.channels, first.n_mels);
+        if let Some(&i) = indices
+            .iter()
+            .find(|&&i| (clips[i].channels, clips[i].n_mels) != (c, m))
+        {
+            return Err(bad(format!(
+                "clip {i} is {}x{}, clip {} is {c}x{m}",
+                clips[i].channels, clips[i].n_mels, indices[0]
+            )));
         }
         augment.validate()?;
         if augment.needs_waveform() != (m == 1) {
-            return Err(match m {
+            return Err(bad(match m {
                 1 => "clips are waveforms ([C, 1, samples]) but no augmentation needs them: extract Stage::LogMel".to_string(),
                 _ => format!("waveform augmentation needs waveform clips (Stage::Waveform), got {c}x{m} log-mels"),
-            });
+            }));
         }
         Ok(Self {
-            clips: Arc::new(clips),
+            clips,
+            indices: Arc::new(indices),
             labels: Arc::new(labels),
             extractor: Arc::new(extractor),
             augment: Arc::new(augment),
@@ -156,7 +205,7 @@ impl Loader {
 
     /// Batches per epoch.
     pub fn batches_per_epoch(&self) -> usize {
-        let (n, b) = (self.clips.len(), self.config.batch_size);
+        let (n, b) = (self.indices.len(), self.config.batch_size);
         if self.config.drop_last {
             n / b
         } else {
@@ -166,13 +215,13 @@ impl Loader {
 
     /// Examples per epoch (a dropped last batch not counted).
     pub fn examples_per_epoch(&self) -> usize {
-        let (n, b) = (self.clips.len(), self.config.batch_size);
+        let (n, b) = (self.indices.len(), self.config.batch_size);
         if self.config.drop_last { n / b * b } else { n }
     }
 
     /// The example order of `epoch`.
     fn order(&self, epoch: u64) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.clips.len()).collect();
+        let mut order: Vec<usize> = (0..self.indices.len()).collect();
         if self.config.shuffle {
             order.shuffle(&mut ChaCha8Rng::seed_from_u64(
                 self.config.seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -182,15 +231,20 @@ impl Loader {
     }
 
     /// Builds the batch of these positions.
-    fn batch(&self, epoch: u64, positions: &[usize]) -> std::result::Result<Batch, String> {
+    fn batch(&self, epoch: u64, positions: &[usize]) -> Result<Batch> {
         let clips: Vec<Features> = positions
             .iter()
             .map(|&i| {
                 let mut rng = example_rng(self.config.seed, epoch, i as u64);
-                augment(&self.clips[i], &self.augment, &self.extractor, &mut rng)
-                    .map_err(|e| format!("example {i}: {e}"))
+                augment(
+                    &self.clips[self.indices[i]],
+                    &self.augment,
+                    &self.extractor,
+                    &mut rng,
+                )
+                .map_err(|source| DataError::Example { index: i, source })
             })
-            .collect::<std::result::Result<_, _>>()?;
+            .collect::<Result<_>>()?;
         let (c, m) = (clips[0].channels, clips[0].n_mels);
         let t = clips.iter().map(|x| x.frames).max().unwrap_or(0);
         let mut data = vec![self.config.pad_value; clips.len() * c * m * t];
@@ -239,11 +293,11 @@ impl Loader {
 /// The batches of one epoch; see [`Loader::epoch`].
 #[derive(Debug)]
 pub struct Batches {
-    rx: Receiver<std::result::Result<Batch, String>>,
+    rx: Receiver<Result<Batch>>,
 }
 
 impl Iterator for Batches {
-    type Item = std::result::Result<Batch, String>;
+    type Item = Result<Batch>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.rx.recv().ok()

@@ -7,19 +7,20 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Dataset, LoadOptions, Skipped};
-use crate::error::Result;
+use crate::error::{DataError, Result};
 use crate::{
     AnnotationColumns, load_annotations, load_esc50, load_folders, load_speakers, load_urbansound8k,
 };
 
 /// A dataset layout, by the name users give it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetKind {
     /// `metadata/UrbanSound8K.csv` + `audio/foldN/` (also the demo corpus).
+    #[serde(rename = "urbansound8k", alias = "urban-synth")]
     UrbanSound8k,
     /// `meta/esc50.csv` + `audio/`.
     Esc50,
@@ -34,23 +35,52 @@ pub enum DatasetKind {
     Csv,
 }
 
-impl FromStr for DatasetKind {
-    type Err = String;
+impl DatasetKind {
+    /// Every layout, in the order the docs list them.
+    pub const ALL: [Self; 6] = [
+        Self::UrbanSound8k,
+        Self::Esc50,
+        Self::Esc10,
+        Self::Speakers,
+        Self::Folders,
+        Self::Csv,
+    ];
 
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        Ok(match s {
-            "urbansound8k" | "urban-synth" => Self::UrbanSound8k,
-            "esc50" => Self::Esc50,
-            "esc10" => Self::Esc10,
-            "speakers" => Self::Speakers,
-            "folders" => Self::Folders,
-            "csv" => Self::Csv,
-            other => {
-                return Err(format!(
-                    "unknown dataset kind {other:?} (expected urbansound8k, esc50, esc10, speakers, folders or csv)"
-                ));
-            }
-        })
+    /// The name a config or flag gives the layout.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UrbanSound8k => "urbansound8k",
+            Self::Esc50 => "esc50",
+            Self::Esc10 => "esc10",
+            Self::Speakers => "speakers",
+            Self::Folders => "folders",
+            Self::Csv => "csv",
+        }
+    }
+}
+
+impl std::fmt::Display for DatasetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DatasetKind {
+    type Err = DataError;
+
+    /// A layout by [`name`](Self::name) (`urban-synth` is UrbanSound8K's).
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "urban-synth" {
+            return Ok(Self::UrbanSound8k);
+        }
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| DataError::InvalidOption {
+                field: "kind",
+                rule: "must be urbansound8k, esc50, esc10, speakers, folders or csv",
+                got: format!("{s:?}"),
+            })
     }
 }
 

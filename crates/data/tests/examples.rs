@@ -98,5 +98,7 @@ fn summary_and_extract_report_the_demo_corpus() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown dataset kind \"mp3s\""));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains(
+        "`kind` must be urbansound8k, esc50, esc10, speakers, folders or csv, got \"mp3s\""
+    ));
 }

@@ -265,7 +265,7 @@ fn bad_loader_inputs_are_errors() {
         LoaderConfig::default(),
     )
     .unwrap_err();
-    assert_eq!(err, "no clips to load");
+    assert_eq!(err.to_string(), "loader: no clips to load");
     let err = Loader::new(
         logmels(2, |_| 3),
         vec![0],
@@ -275,7 +275,7 @@ fn bad_loader_inputs_are_errors() {
         LoaderConfig::default(),
     )
     .unwrap_err();
-    assert_eq!(err, "2 clips but 1 labels");
+    assert_eq!(err.to_string(), "loader: 2 clips but 1 labels");
     let bad = AugmentConfig {
         noise: Some(NoiseAugment {
             prob: 2.0,
@@ -293,7 +293,10 @@ fn bad_loader_inputs_are_errors() {
         LoaderConfig::default(),
     )
     .unwrap_err();
-    assert_eq!(err, "noise.prob must be in [0, 1], got 2");
+    assert_eq!(
+        err.to_string(),
+        "`augment.noise.prob` must be in [0, 1], got 2"
+    );
     let shift = AugmentConfig {
         time_shift: Some(0.2),
         ..Default::default()
@@ -308,8 +311,8 @@ fn bad_loader_inputs_are_errors() {
     )
     .unwrap_err();
     assert_eq!(
-        err,
-        "waveform augmentation needs waveform clips (Stage::Waveform), got 2x8 log-mels"
+        err.to_string(),
+        "loader: waveform augmentation needs waveform clips (Stage::Waveform), got 2x8 log-mels"
     );
     let wave = vec![Features {
         data: vec![0.1; 8000],
@@ -326,5 +329,8 @@ fn bad_loader_inputs_are_errors() {
         LoaderConfig::default(),
     )
     .unwrap_err();
-    assert!(err.starts_with("clips are waveforms"), "{err}");
+    assert!(
+        err.to_string().starts_with("loader: clips are waveforms"),
+        "{err}"
+    );
 }

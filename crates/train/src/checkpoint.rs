@@ -3,12 +3,11 @@
 //! trainer's progress (`<name>.train.safetensors`), each written atomically.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use hark_models::{Model, read_metadata, read_tensors, save_tensors};
 use serde::{Deserialize, Serialize};
 
-use crate::{EpochMetrics, Error, Result, StatefulOptimizer};
+use crate::{Checkpoint, EpochMetrics, Error, Result, RunDir, StatefulOptimizer};
 
 /// Metadata key of the completed epoch count, in both files.
 const EPOCH_KEY: &str = "hark.epoch";
@@ -35,26 +34,18 @@ pub struct TrainState {
     pub history: Vec<EpochMetrics>,
 }
 
-/// The model file and the training file of checkpoint `name` in `dir`.
-pub fn checkpoint_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("{name}.safetensors")),
-        dir.join(format!("{name}.train.safetensors")),
-    )
-}
-
-/// Writes checkpoint `name` (`best` or `last`) to `dir`.
+/// Writes checkpoint `which` of `run`.
 ///
 /// # Errors
 /// [`Error::Model`] when a file cannot be written.
 pub fn save_checkpoint(
-    dir: &Path,
-    name: &str,
+    run: &RunDir,
+    which: Checkpoint,
     model: &Model,
     optimizer: &dyn StatefulOptimizer,
     state: &TrainState,
 ) -> Result<()> {
-    let (model_path, train_path) = checkpoint_paths(dir, name);
+    let (model_path, train_path) = (run.weights(which), run.training_state(which));
     let epoch = HashMap::from([(EPOCH_KEY.to_string(), state.epoch.to_string())]);
     let mut meta = epoch.clone();
     meta.insert(
@@ -71,19 +62,19 @@ pub fn save_checkpoint(
     Ok(())
 }
 
-/// Restores checkpoint `name` into `model` and `optimizer` and returns the
-/// training state.
+/// Restores checkpoint `which` of `run` into `model` and `optimizer` and
+/// returns the training state.
 ///
 /// # Errors
 /// [`Error::Checkpoint`] when the two files disagree on the epoch or the
 /// state is unreadable; the model's and optimizer's own load errors.
 pub fn load_checkpoint(
-    dir: &Path,
-    name: &str,
+    run: &RunDir,
+    which: Checkpoint,
     model: &Model,
     optimizer: &mut dyn StatefulOptimizer,
 ) -> Result<TrainState> {
-    let (model_path, train_path) = checkpoint_paths(dir, name);
+    let (model_path, train_path) = (run.weights(which), run.training_state(which));
     let meta = read_metadata(&train_path)?;
     let model_epoch = read_metadata(&model_path)?.get(EPOCH_KEY).cloned();
     if meta.get(EPOCH_KEY) != model_epoch.as_ref() {

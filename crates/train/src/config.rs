@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use hark_data::{AugmentConfig, FeatureConfig, Normalization, SplitRatios};
-use hark_models::ModelSpec;
+use hark_data::{
+    AugmentConfig, DatasetKind, FeatureConfig, FeatureExtractor, Normalization, SplitRatios,
+};
+use hark_models::{InputShape, ModelSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, OptimizerConfig, Result, ScheduleConfig};
@@ -35,7 +37,7 @@ pub struct ExperimentConfig {
 pub struct DataConfig {
     /// Layout: `urbansound8k` (also the demo corpus), `esc50`, `esc10`,
     /// `speakers`, `folders` or `csv`. Default: `urbansound8k`.
-    pub kind: String,
+    pub kind: DatasetKind,
     /// Dataset root (or the CSV for `csv`). Default: `datasets/urban-synth`.
     pub path: PathBuf,
     /// Split ratios for datasets without folds or phases. Default: 0.8/0.1/0.1.
@@ -61,7 +63,7 @@ pub struct DataConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
-            kind: "urbansound8k".into(),
+            kind: DatasetKind::UrbanSound8k,
             path: PathBuf::from("datasets/urban-synth"),
             split: SplitRatios::default(),
             fold: None,
@@ -169,7 +171,31 @@ pub struct OutputConfig {
     pub dir: Option<PathBuf>,
 }
 
+/// The clip length [`ExperimentConfig::input_shape`] assumes for
+/// variable-length features, in seconds.
+pub const ASSUMED_SECONDS: f64 = 4.0;
+
 impl ExperimentConfig {
+    /// The input shape the config's features give a model, without reading
+    /// the dataset: `features.duration` seconds (or, for variable-length
+    /// features, [`ASSUMED_SECONDS`]) through the feature extractor itself,
+    /// so every STFT default (hop, centring) is the one training uses.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for feature settings the extractor rejects.
+    pub fn input_shape(&self) -> Result<InputShape> {
+        let f = &self.features;
+        let extractor = FeatureExtractor::new(f).map_err(crate::error::features_error)?;
+        let seconds = f.duration.unwrap_or(ASSUMED_SECONDS);
+        let samples = (seconds * f.mel.sample_rate as f64).round() as usize;
+        let plan = extractor.logmel_plan();
+        Ok(InputShape {
+            channels: f.channels,
+            height: plan.n_mels(),
+            frames: plan.n_frames(samples),
+        })
+    }
+
     /// Reads `path` and applies `overrides` (`section.key=value`, the value a
     /// TOML literal or else a bare string).
     ///
@@ -211,13 +237,14 @@ impl ExperimentConfig {
         Ok(config)
     }
 
-    /// The config as TOML, every default written out: what a run directory keeps.
+    /// The config as TOML, every default written out, for `path` (a run
+    /// directory's copy).
     ///
     /// # Errors
     /// Only if a value has no TOML form.
-    pub fn to_toml(&self) -> Result<String> {
+    pub fn to_toml(&self, path: &Path) -> Result<String> {
         toml::to_string_pretty(self).map_err(|e| Error::ConfigFile {
-            path: PathBuf::from("config.toml"),
+            path: path.to_path_buf(),
             msg: e.to_string(),
         })
     }

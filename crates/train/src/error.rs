@@ -10,6 +10,43 @@ pub enum Error {
     /// A model could not be built, run, saved or loaded.
     #[error(transparent)]
     Model(#[from] hark_models::Error),
+    /// A feature setting the signal processing rejects.
+    #[error(transparent)]
+    Dsp(#[from] hark_dsp::DspError),
+    /// The dataset, a file of it, its cache or a loader failed.
+    #[error(transparent)]
+    Data(#[from] hark_data::DataError),
+    /// A file of a run could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What the operating system reported.
+        source: std::io::Error,
+    },
+    /// A JSON file of a run is malformed, or a value could not be written
+    /// as JSON.
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What serde_json reported.
+        source: serde_json::Error,
+    },
+    /// A directory that is not a finished run.
+    #[error("{} is not a run directory: it has no {missing}", path.display())]
+    NotARun {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The file it lacks, e.g. `model.json`.
+        missing: &'static str,
+    },
+    /// A part of the split that a run needs has no examples.
+    #[error("the {0} set is empty")]
+    EmptySplit(&'static str),
+    /// Not one example of the dataset could be read.
+    #[error("no example of the dataset could be read")]
+    NoExamples,
     /// A configuration value is out of range.
     #[error("`{field}` {rule}, got {got}")]
     Config {
@@ -44,9 +81,6 @@ pub enum Error {
         /// The loss value.
         value: f32,
     },
-    /// The data loader failed.
-    #[error("data: {0}")]
-    Data(String),
     /// Optimizer state that does not fit the model's parameters.
     #[error("optimizer state: {0}")]
     OptimizerState(String),
@@ -65,6 +99,31 @@ pub enum Error {
 
 /// The result type of hark-train.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Attaches a path to an I/O error.
+pub(crate) fn io_at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Attaches a path to a JSON error.
+pub(crate) fn json_at(path: &std::path::Path) -> impl FnOnce(serde_json::Error) -> Error + '_ {
+    move |source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Feature settings the extractor rejects, as the config error they are.
+pub(crate) fn features_error(e: hark_dsp::DspError) -> Error {
+    Error::Config {
+        field: "features",
+        rule: "must be settings the feature extractor takes",
+        got: e.to_string(),
+    }
+}
 
 /// Checks `lo <= value` (and `value < hi`, or `<= hi` with `inclusive`).
 pub(crate) fn check_range(

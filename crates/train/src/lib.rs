@@ -18,30 +18,41 @@
 mod adam;
 mod checkpoint;
 mod config;
+mod cv;
 mod error;
-mod experiment;
+mod loaders;
 mod metrics;
 mod observer;
 mod optimizer;
 mod plot;
+mod predict;
+mod prepare;
+mod report;
+mod run;
+mod run_dir;
 mod schedule;
 mod sgd;
+mod splits;
 mod trainer;
 
 pub use adam::{Adam, AdamConfig};
-pub use checkpoint::{TrainState, checkpoint_paths, load_checkpoint, save_checkpoint};
+pub use checkpoint::{TrainState, load_checkpoint, save_checkpoint};
 pub use config::{
-    DataConfig, EarlyStopping, ExperimentConfig, Monitor, OutputConfig, TrainConfig, Validation,
+    ASSUMED_SECONDS, DataConfig, EarlyStopping, ExperimentConfig, Monitor, OutputConfig,
+    TrainConfig, Validation,
 };
+pub use cv::{CvSummary, FoldResult, cross_validate};
 pub use error::{Error, Result};
-pub use experiment::{
-    CvSummary, FoldResult, ModelInfo, Prepared, RunResult, cross_validate, loader, prepare, run,
-    write_report,
-};
+pub use loaders::loader;
 pub use metrics::{ClassScores, ClassificationReport, ConfusionMatrix};
 pub use observer::Observer;
 pub use optimizer::{OptimizerConfig, StatefulOptimizer};
 pub use plot::{confusion_png, curves_png};
+pub use predict::{FilePrediction, Predictor, WindowPrediction};
+pub use prepare::{Part, Prepared, prepare};
+pub use report::{classification_report, write_report};
+pub use run::{ModelInfo, RunResult, run};
+pub use run_dir::{Checkpoint, RunDir};
 pub use schedule::{Anneal, LrSchedule, ScheduleConfig};
 pub use sgd::{Sgd, SgdConfig};
 pub use trainer::{

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::{EpochMetrics, Error, Result, RunResult};
+use crate::{EpochMetrics, Result, RunResult};
 
 /// Hooks into a training run; every method defaults to doing nothing.
 ///
@@ -47,14 +47,13 @@ pub(crate) struct RunLog<'a> {
 }
 
 impl<'a> RunLog<'a> {
-    /// Opens (or continues) `<dir>/train.log`.
-    pub(crate) fn open(dir: &Path, inner: &'a mut dyn Observer) -> Result<Self> {
-        let path = dir.join("train.log");
+    /// Opens (or continues) the log at `path`.
+    pub(crate) fn open(path: &Path, inner: &'a mut dyn Observer) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&path)
-            .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+            .open(path)
+            .map_err(crate::error::io_at(path))?;
         Ok(Self {
             file,
             start: Instant::now(),

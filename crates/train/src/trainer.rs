@@ -3,7 +3,6 @@
 //! and checkpoints, and resuming to exactly the metrics of an uninterrupted
 //! run.
 
-use std::path::Path;
 use std::time::Instant;
 
 use candle_core::backprop::GradStore;
@@ -12,9 +11,12 @@ use hark_data::{Batch, Loader, write_atomic};
 use hark_models::{Model, cross_entropy, softmax};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{checkpoint_paths, load_checkpoint, save_checkpoint};
+use crate::checkpoint::{load_checkpoint, save_checkpoint};
 use crate::config::Monitor;
-use crate::{Error, LrSchedule, Observer, Result, StatefulOptimizer, TrainConfig, TrainState};
+use crate::{
+    Checkpoint, Error, LrSchedule, Observer, Result, RunDir, StatefulOptimizer, TrainConfig,
+    TrainState,
+};
 
 /// One epoch's numbers: one line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,11 +210,12 @@ impl<'a> Trainer<'a> {
     ///
     /// # Errors
     /// As [`load_checkpoint`].
-    pub fn resume(&mut self, dir: &Path) -> Result<bool> {
-        if !checkpoint_paths(dir, "last").1.exists() {
+    pub fn resume(&mut self, run: &RunDir) -> Result<bool> {
+        if !run.training_state(Checkpoint::Last).exists() {
             return Ok(false);
         }
-        self.state = load_checkpoint(dir, "last", self.model, self.optimizer.as_mut())?;
+        let optimizer = self.optimizer.as_mut();
+        self.state = load_checkpoint(run, Checkpoint::Last, self.model, optimizer)?;
         Ok(true)
     }
 
@@ -230,7 +233,7 @@ impl<'a> Trainer<'a> {
     ) -> Result<(f64, f64, usize)> {
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for (i, batch) in loader.epoch(epoch as u64).enumerate() {
-            let batch = batch.map_err(Error::Data)?;
+            let batch = batch?;
             // On a worker of the pool: the model's parallel loops then start
             // there, instead of each handing its work over from this thread
             // and waiting (12% of a 1-thread AudioCnn step). The loader is
@@ -288,11 +291,10 @@ impl<'a> Trainer<'a> {
         &mut self,
         train: &Loader,
         val: Option<&Loader>,
-        dir: &Path,
+        run: &RunDir,
         observer: &mut dyn Observer,
     ) -> Result<&TrainState> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Checkpoint(format!("{}: {e}", dir.display())))?;
+        run.create()?;
         let monitor = self
             .config
             .early_stopping
@@ -338,19 +340,19 @@ impl<'a> Trainer<'a> {
             self.state.epoch += 1;
             self.state.dropout_step = self.model.dropout_step();
             self.state.history.push(metrics.clone());
-            self.write_metrics(dir)?;
+            self.write_metrics(run)?;
             if improved {
                 save_checkpoint(
-                    dir,
-                    "best",
+                    run,
+                    Checkpoint::Best,
                     self.model,
                     self.optimizer.as_ref(),
                     &self.state,
                 )?;
             }
             save_checkpoint(
-                dir,
-                "last",
+                run,
+                Checkpoint::Last,
                 self.model,
                 self.optimizer.as_ref(),
                 &self.state,
@@ -362,13 +364,13 @@ impl<'a> Trainer<'a> {
         Ok(&self.state)
     }
 
-    fn write_metrics(&self, dir: &Path) -> Result<()> {
+    fn write_metrics(&self, run: &RunDir) -> Result<()> {
+        let path = run.metrics();
         let mut text = String::new();
         for m in &self.state.history {
-            text.push_str(&serde_json::to_string(m).map_err(|e| Error::Checkpoint(e.to_string()))?);
+            text.push_str(&serde_json::to_string(m).map_err(crate::error::json_at(&path))?);
             text.push('\n');
         }
-        write_atomic(&dir.join("metrics.jsonl"), text.as_bytes())
-            .map_err(|e| Error::Data(e.to_string()))
+        Ok(write_atomic(&path, text.as_bytes())?)
     }
 }

@@ -7,7 +7,10 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use hark_data::{NoProgress, Split, SynthConfig, generate_urban_synth};
-use hark_train::{EpochMetrics, ExperimentConfig, Observer, RunResult, cross_validate, prepare};
+use hark_train::{
+    Checkpoint, EpochMetrics, ExperimentConfig, Observer, RunDir, RunResult, cross_validate,
+    prepare,
+};
 
 /// Counts what a cross-validation reports.
 #[derive(Default)]
@@ -94,7 +97,8 @@ fn cross_validation_writes_every_fold_and_a_summary_and_resumes() {
 
     let root = tmp.path().join("runs");
     let mut record = Record::default();
-    let summary = cross_validate(&prepared, &config, None, &root, &mut record).unwrap();
+    let summary =
+        cross_validate(&prepared, &config, None, &RunDir::new(&root), &mut record).unwrap();
     assert_eq!(record.started, [1, 2, 3]);
     assert_eq!(record.finished, [1, 2, 3]);
     assert_eq!(record.epochs, 6);
@@ -151,10 +155,25 @@ fn cross_validation_writes_every_fold_and_a_summary_and_resumes() {
     assert!(md.contains("| mean +- std |"), "{md}");
     assert!(root.join("cv_summary.json").exists());
     assert!(root.join("confusion.png").exists());
+    // A finished fold opens as a run and gives back its best model.
+    let fold = RunDir::open(root.join("fold-01")).unwrap();
+    let model = fold.model(Checkpoint::Best).unwrap();
+    assert_eq!(model.n_classes(), prepared.dataset.classes.len());
+    assert_eq!(
+        fold.read_result().unwrap(),
+        Some(summary.folds[0].result.clone())
+    );
 
     // A second run trains nothing and gives the same summary.
     let mut record = Record::default();
-    let again = cross_validate(&prepared, &config, Some(&[2]), &root, &mut record).unwrap();
+    let again = cross_validate(
+        &prepared,
+        &config,
+        Some(&[2]),
+        &RunDir::new(&root),
+        &mut record,
+    )
+    .unwrap();
     assert_eq!((record.epochs, record.started.len()), (0, 0));
     assert_eq!(record.finished, [2]);
     assert_eq!(again, summary);

@@ -10,8 +10,8 @@ use hark_data::{
 };
 use hark_models::{InputShape, Model, ModelSpec, SmallCnnConfig};
 use hark_train::{
-    EarlyStopping, Error, ExperimentConfig, Monitor, OptimizerConfig, ScheduleConfig, TrainConfig,
-    Trainer, checkpoint_paths, evaluate,
+    Checkpoint, EarlyStopping, Error, ExperimentConfig, Monitor, OptimizerConfig, RunDir,
+    ScheduleConfig, TrainConfig, Trainer, evaluate,
 };
 
 const MELS: usize = 16;
@@ -125,7 +125,12 @@ fn training_learns_and_writes_the_run_directory() {
     let m = model();
     let mut trainer = Trainer::new(&m, &train_config(8), train.batches_per_epoch()).unwrap();
     let state = trainer
-        .fit(&train, Some(&val), dir.path(), &mut keep_going)
+        .fit(
+            &train,
+            Some(&val),
+            &RunDir::new(dir.path()),
+            &mut keep_going,
+        )
         .unwrap()
         .clone();
     assert_eq!(state.epoch, 8);
@@ -139,14 +144,15 @@ fn training_learns_and_writes_the_run_directory() {
     let lines = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 8);
     assert!(lines.lines().all(|l| l.starts_with("{\"epoch\":")));
-    for name in ["best", "last"] {
-        let (weights, train_state) = checkpoint_paths(dir.path(), name);
-        assert!(weights.exists() && train_state.exists(), "{name}");
+    let run = RunDir::new(dir.path());
+    for which in [Checkpoint::Best, Checkpoint::Last] {
+        let (weights, train_state) = (run.weights(which), run.training_state(which));
+        assert!(weights.exists() && train_state.exists(), "{which:?}");
     }
     // The best weights load into a fresh model by their PyTorch names and
     // reproduce the recorded validation accuracy.
     let fresh = model();
-    fresh.load(&checkpoint_paths(dir.path(), "best").0).unwrap();
+    fresh.load(&run.weights(Checkpoint::Best)).unwrap();
     let (best, best_epoch) = state.best.unwrap();
     let eval = evaluate(&fresh, &val).unwrap();
     assert!(
@@ -174,7 +180,12 @@ fn a_resumed_run_ends_with_exactly_the_metrics_of_a_straight_run() {
     let m = model();
     let mut t = Trainer::new(&m, &train_config(4), train.batches_per_epoch()).unwrap();
     let straight = t
-        .fit(&train, Some(&val), straight_dir.path(), &mut keep_going)
+        .fit(
+            &train,
+            Some(&val),
+            &RunDir::new(straight_dir.path()),
+            &mut keep_going,
+        )
         .unwrap()
         .clone();
 
@@ -190,9 +201,14 @@ fn a_resumed_run_ends_with_exactly_the_metrics_of_a_straight_run() {
             }
         };
         assert_eq!(
-            t.fit(&train, Some(&val), dir.path(), &mut stop_after_two)
-                .unwrap()
-                .epoch,
+            t.fit(
+                &train,
+                Some(&val),
+                &RunDir::new(dir.path()),
+                &mut stop_after_two
+            )
+            .unwrap()
+            .epoch,
             2
         );
     }
@@ -201,9 +217,14 @@ fn a_resumed_run_ends_with_exactly_the_metrics_of_a_straight_run() {
     // stream from the checkpoint.
     let m = model();
     let mut t = Trainer::new(&m, &train_config(4), train.batches_per_epoch()).unwrap();
-    assert!(t.resume(dir.path()).unwrap());
+    assert!(t.resume(&RunDir::new(dir.path())).unwrap());
     let resumed = t
-        .fit(&train, Some(&val), dir.path(), &mut keep_going)
+        .fit(
+            &train,
+            Some(&val),
+            &RunDir::new(dir.path()),
+            &mut keep_going,
+        )
         .unwrap()
         .clone();
     assert_eq!(comparable(&resumed.history), comparable(&straight.history));
@@ -239,7 +260,12 @@ fn early_stopping_ends_a_run_that_stopped_improving() {
     };
     let mut t = Trainer::new(&m, &config, train.batches_per_epoch()).unwrap();
     let state = t
-        .fit(&train, Some(&val), dir.path(), &mut keep_going)
+        .fit(
+            &train,
+            Some(&val),
+            &RunDir::new(dir.path()),
+            &mut keep_going,
+        )
         .unwrap();
     // With a zero learning rate nothing improves after the first epoch.
     assert!(state.stopped_early);
@@ -269,7 +295,12 @@ fn a_diverging_loss_stops_with_its_epoch_and_step_and_keeps_the_last_good_checkp
     };
     let mut t = Trainer::new(&m, &config, train.batches_per_epoch()).unwrap();
     let err = t
-        .fit(&train, Some(&val), dir.path(), &mut keep_going)
+        .fit(
+            &train,
+            Some(&val),
+            &RunDir::new(dir.path()),
+            &mut keep_going,
+        )
         .unwrap_err();
     let Error::NonFinite { epoch, step, .. } = err else {
         panic!("{err}")
@@ -282,7 +313,7 @@ fn a_diverging_loss_stops_with_its_epoch_and_step_and_keeps_the_last_good_checkp
     // The last checkpoint is epoch 1's and resumes.
     let m2 = model();
     let mut t2 = Trainer::new(&m2, &config, train.batches_per_epoch()).unwrap();
-    assert!(t2.resume(dir.path()).unwrap());
+    assert!(t2.resume(&RunDir::new(dir.path())).unwrap());
     assert_eq!(t2.state().epoch, 1);
 }
 
@@ -327,7 +358,7 @@ early_stopping = { monitor = "val_loss", patience = 8 }
     assert_eq!(c.data.path, Path::new("/tmp/x"));
     assert!(matches!(c.model, ModelSpec::Crnn(ref m) if m.hidden == 32));
     // The resolved config reads back to the same experiment.
-    let back = ExperimentConfig::parse(&c.to_toml().unwrap(), path, &[]).unwrap();
+    let back = ExperimentConfig::parse(&c.to_toml(path).unwrap(), path, &[]).unwrap();
     assert_eq!(back, c);
 
     let err = ExperimentConfig::parse("[train]\nepocs = 3\n", path, &[])
@@ -379,4 +410,37 @@ fn every_shipped_config_parses() {
         }
     }
     assert_eq!(n, 7);
+}
+
+#[test]
+fn the_input_shape_of_a_config_is_what_its_extractor_makes_of_a_clip() {
+    let path = Path::new("exp.toml");
+    // No hop_length: hark-dsp's default hop is win_length / 2 (512), so a
+    // centred 4 s clip at 22.05 kHz has 88200 / 512 + 1 = 173 frames.
+    let text = "[features]\nduration = 4.0\nchannels = 2\n\
+                mel = { sample_rate = 22050, n_fft = 1024, n_mels = 40 }\n";
+    let c = ExperimentConfig::parse(text, path, &[]).unwrap();
+    let shape = c.input_shape().unwrap();
+    assert_eq!(
+        shape,
+        InputShape {
+            channels: 2,
+            height: 40,
+            frames: 173
+        }
+    );
+    let extractor = FeatureExtractor::new(&c.features).unwrap();
+    let clip = Features {
+        data: vec![0.01; 2 * 88_200],
+        channels: 2,
+        n_mels: 1,
+        frames: 88_200,
+    };
+    let logmel = extractor.logmel(&clip).unwrap();
+    assert_eq!(logmel.shape(), [2, 40, 173]);
+    // Uncentred frames need a full window (4 s, the default duration).
+    let text = "[features]\nmel = { sample_rate = 16000, n_fft = 400, hop_length = 160, \
+                n_mels = 40, center = false }\n";
+    let c = ExperimentConfig::parse(text, path, &[]).unwrap();
+    assert_eq!(c.input_shape().unwrap().frames, (64_000 - 400) / 160 + 1);
 }

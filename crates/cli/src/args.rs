@@ -1,0 +1,205 @@
+//! The one conversion from flags to what the libraries take: configs are
+//! loaded with their overrides, run directories resolved, names parsed. A
+//! bad flag or config fails here, before any work starts.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use hark_cli::download::Source;
+use hark_data::{Split, SynthConfig};
+use hark_train::{ExperimentConfig, RunDir};
+
+use crate::flags::{Command, ConfigArgs, Dataset, Inspect, Part, PredictArgs};
+
+/// A command, ready to run.
+#[derive(Debug)]
+pub enum Task {
+    /// Train one run (possibly resumed) into `run`.
+    Train {
+        /// The config, with overrides and the fold applied.
+        config: Box<ExperimentConfig>,
+        /// The run directory.
+        run: RunDir,
+    },
+    /// Cross-validate into fold directories under `root`.
+    Cv {
+        /// The config.
+        config: Box<ExperimentConfig>,
+        /// The root of the fold directories.
+        root: RunDir,
+        /// Only these folds.
+        folds: Option<Vec<u32>>,
+    },
+    /// Evaluate a run's best checkpoint on one part of its split.
+    Eval {
+        /// The run.
+        run: RunDir,
+        /// The test fold to evaluate on, when not the run's own.
+        fold: Option<u32>,
+        /// The part.
+        split: Split,
+    },
+    /// Classify files with a run.
+    Predict {
+        /// The run.
+        run: RunDir,
+        /// The flags (files, output format).
+        args: PredictArgs,
+    },
+    /// Fill the feature cache.
+    Features(Box<ExperimentConfig>),
+    /// Describe audio files.
+    InspectWav(Vec<PathBuf>),
+    /// Describe a config's dataset.
+    InspectDataset(Box<ExperimentConfig>),
+    /// Describe a config's model.
+    InspectModel {
+        /// The config.
+        config: Box<ExperimentConfig>,
+        /// Classes, when not the dataset's.
+        classes: Option<usize>,
+    },
+    /// Write the demo corpus.
+    Synth {
+        /// Where.
+        out: PathBuf,
+        /// What.
+        config: SynthConfig,
+    },
+    /// Download a dataset.
+    Download {
+        /// The archive and its checksum.
+        source: Source,
+        /// The download directory.
+        dir: PathBuf,
+    },
+    /// Print shell completions.
+    Completions(clap_complete::Shell),
+}
+
+fn load(args: &ConfigArgs) -> Result<Box<ExperimentConfig>> {
+    Ok(Box::new(ExperimentConfig::load(&args.config, &args.set)?))
+}
+
+/// The run directory: `out`, else the config's `output.dir`, else `runs/run`.
+fn run_dir(config: &ExperimentConfig, out: Option<PathBuf>) -> RunDir {
+    RunDir::new(
+        out.or_else(|| config.output.dir.clone())
+            .unwrap_or_else(|| PathBuf::from("runs/run")),
+    )
+}
+
+impl Task {
+    /// The task `command` asks for.
+    ///
+    /// # Errors
+    /// A config that cannot be read or is out of range, a resume that
+    /// changes more than the epoch count, a directory that is not a run.
+    pub fn from_flags(command: Command) -> Result<Self> {
+        Ok(match command {
+            Command::Train {
+                config,
+                set,
+                fold,
+                out,
+                resume,
+            } => match (resume, config) {
+                (Some(dir), _) => {
+                    // Only the epoch count may change, so that the rest of
+                    // the run trains as it began.
+                    if let Some(bad) = set.iter().find(|s| !s.starts_with("train.epochs=")) {
+                        return Err(hark_train::Error::Config {
+                            field: "--set",
+                            rule: "may only change train.epochs when resuming",
+                            got: bad.clone(),
+                        }
+                        .into());
+                    }
+                    let run = RunDir::resumable(dir)?;
+                    Self::Train {
+                        config: Box::new(run.read_config(&set)?),
+                        run,
+                    }
+                }
+                (None, Some(path)) => {
+                    let mut config = load(&ConfigArgs { config: path, set })?;
+                    if fold.is_some() {
+                        config.data.fold = fold;
+                    }
+                    let run = run_dir(&config, out);
+                    Self::Train { config, run }
+                }
+                (None, None) => unreachable!("clap requires --config without --resume"),
+            },
+            Command::Cv { config, folds, out } => {
+                let config = load(&config)?;
+                let root = run_dir(&config, out);
+                Self::Cv {
+                    config,
+                    root,
+                    folds,
+                }
+            }
+            Command::Eval {
+                checkpoint,
+                fold,
+                split,
+            } => Self::Eval {
+                run: RunDir::open(checkpoint)?,
+                fold,
+                split: match split {
+                    Part::Train => Split::Train,
+                    Part::Val => Split::Val,
+                    Part::Test => Split::Test,
+                },
+            },
+            Command::Predict(args) => Self::Predict {
+                run: RunDir::open(&args.checkpoint)?,
+                args,
+            },
+            Command::Features { config } => Self::Features(load(&config)?),
+            Command::Inspect { what } => match what {
+                Inspect::Wav { files } => Self::InspectWav(files),
+                Inspect::Dataset { config } => Self::InspectDataset(load(&config)?),
+                Inspect::Model { config, classes } => Self::InspectModel {
+                    config: load(&config)?,
+                    classes,
+                },
+            },
+            Command::Synth {
+                out,
+                clips,
+                folds,
+                max_seconds,
+                seed,
+            } => Self::Synth {
+                out,
+                config: SynthConfig {
+                    clips,
+                    folds,
+                    max_seconds,
+                    seed,
+                },
+            },
+            Command::Download {
+                dataset,
+                dir,
+                url,
+                checksum,
+            } => {
+                let mut source = Source::named(match dataset {
+                    Dataset::Urbansound8k => "urbansound8k",
+                    Dataset::Esc50 => "esc50",
+                })?;
+                if let Some(url) = url {
+                    source.url = url;
+                }
+                if checksum.is_some() {
+                    source.checksum = checksum;
+                }
+                Self::Download { source, dir }
+            }
+            Command::Completions { shell } => Self::Completions(shell),
+        })
+    }
+}

@@ -1,0 +1,281 @@
+//! Each task: call the libraries, print the result.
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use clap::CommandFactory;
+use hark_data::Split;
+use hark_dsp::ResamplerCache;
+use hark_train::{
+    Checkpoint, ExperimentConfig, Predictor, Prepared, RunDir, classification_report,
+    cross_validate, evaluate, loader, prepare, run,
+};
+
+use crate::args::Task;
+use crate::console::{Console, ExtractProgress};
+use crate::flags::{Flags, PredictArgs};
+
+/// Runs `task`, printing results to `out` (progress bars on stderr when
+/// `bars`).
+pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
+    match task {
+        Task::Train { config, run: dir } => {
+            let p = prepared(&config, bars)?;
+            let splits = p.splits(&config, test_fold(&config, &p))?;
+            let result = run(&p, &config, &splits, &dir, &mut Console::new(bars))?;
+            let report = std::fs::read_to_string(dir.report_txt())
+                .with_context(|| format!("reading {}", dir.report_txt().display()))?;
+            writeln!(out, "{report}")?;
+            writeln!(
+                out,
+                "test accuracy {:.4}, macro F1 {:.4}; run directory {}",
+                result.accuracy,
+                result.macro_f1,
+                dir.path().display()
+            )?;
+        }
+        Task::Cv {
+            config,
+            root,
+            folds,
+        } => {
+            let p = prepared(&config, bars)?;
+            let mut console = Console::new(bars);
+            let summary = cross_validate(&p, &config, folds.as_deref(), &root, &mut console)?;
+            write!(out, "{}", summary.to_markdown())?;
+            writeln!(out, "summary: {}", root.cv_summary_md().display())?;
+        }
+        Task::Eval { run, fold, split } => eval(&run, fold, split, bars, out)?,
+        Task::Predict { run, args } => predict(&run, &args, out)?,
+        Task::Features(config) => {
+            let p = prepared(&config, bars)?;
+            writeln!(
+                out,
+                "{} of {} examples have features in the cache",
+                p.clips.len(),
+                p.dataset.examples.len()
+            )?;
+        }
+        Task::InspectWav(files) => {
+            let mut bad = 0;
+            for f in &files {
+                match hark_data::inspect(f) {
+                    Ok(i) => writeln!(
+                        out,
+                        "{}: {:?}{}, {} Hz, {} bit, {} channel(s), {} frames, {:.3} s",
+                        f.display(),
+                        i.codec,
+                        if i.extensible { " (extensible)" } else { "" },
+                        i.sample_rate,
+                        i.bits_per_sample,
+                        i.channels,
+                        i.frames,
+                        i.duration_secs()
+                    )?,
+                    Err(e) => {
+                        bad += 1;
+                        tracing::error!("{e}");
+                    }
+                }
+            }
+            if bad > 0 {
+                bail!("{bad} of {} files could not be read", files.len());
+            }
+        }
+        Task::InspectDataset(config) => {
+            let options = hark_data::LoadOptions {
+                classes: config.data.classes.clone(),
+                strict: config.data.strict,
+            };
+            let d = hark_data::open_dataset(config.data.kind, &config.data.path, &options)?;
+            let classes: Vec<_> = (d.classes.iter().zip(d.class_counts()))
+                .map(|(c, n)| serde_json::json!({"class": c, "examples": n}))
+                .collect();
+            let summary = serde_json::json!({
+                "kind": d.kind,
+                "examples": d.examples.len(),
+                "classes": classes,
+                "by_part": d.counts_by_part(),
+                "skipped": d.skipped.len(),
+                "formats": hark_data::format_histogram(&d),
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+        }
+        Task::InspectModel { config, classes } => {
+            let (n, input) = match classes {
+                Some(n) => (n, config.input_shape()?),
+                None => {
+                    let p = prepared(&config, bars)?;
+                    (p.dataset.classes.len(), p.input_shape()?)
+                }
+            };
+            let model = hark_models::Model::new(&config.model, n, input, config.train.seed)?;
+            writeln!(out, "{}", model.summary()?)?;
+        }
+        Task::Synth { out: dir, config } => {
+            let s = hark_data::generate_urban_synth(&dir, &config)?;
+            writeln!(
+                out,
+                "wrote {} clips of {} recordings ({:.1} MB) to {}",
+                s.clips,
+                s.recordings,
+                s.bytes as f64 / 1e6,
+                dir.display()
+            )?;
+        }
+        Task::Download { source, dir } => {
+            let mut log = |line: &str| tracing::info!("{line}");
+            let root = hark_cli::download::fetch(&source, &dir, &mut log)?;
+            write!(
+                out,
+                "{}",
+                hark_cli::download::describe(&source.kind, &root)?
+            )?;
+        }
+        Task::Completions(shell) => {
+            clap_complete::generate(shell, &mut Flags::command(), "hark", out);
+        }
+    }
+    Ok(())
+}
+
+/// The config's dataset with its features, skipped files logged.
+fn prepared(config: &ExperimentConfig, bars: bool) -> Result<Prepared> {
+    let p = prepare(config, &ExtractProgress::new(bars))
+        .with_context(|| format!("preparing {}", config.data.path.display()))?;
+    for s in &p.skipped {
+        tracing::warn!("skipped {}: {}", s.path.display(), s.reason);
+    }
+    tracing::info!(
+        "{} examples in {} classes ({} features from the cache, {} files skipped)",
+        p.dataset.examples.len(),
+        p.dataset.classes.len(),
+        p.cache_hits,
+        p.skipped.len()
+    );
+    Ok(p)
+}
+
+/// The test fold of a single run: the config's, or else the dataset's first
+/// (none for a dataset without folds).
+fn test_fold(config: &ExperimentConfig, p: &Prepared) -> Option<u32> {
+    config
+        .data
+        .fold
+        .or_else(|| p.dataset.folds.and(p.folds().first().copied()))
+}
+
+fn eval(
+    dir: &RunDir,
+    fold: Option<u32>,
+    split: Split,
+    bars: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    let mut config = dir.read_config(&[])?;
+    let info = dir.read_model_info()?;
+    let model = dir.model(Checkpoint::Best)?;
+    let p = prepared(&config, bars)?;
+    if p.dataset.classes != info.classes {
+        bail!(
+            "the dataset's classes {:?} are not the run's {:?}",
+            p.dataset.classes,
+            info.classes
+        );
+    }
+    if fold.is_some() {
+        config.data.fold = fold;
+    }
+    let splits = p.splits(&config, test_fold(&config, &p))?;
+    let name = match split {
+        Split::Train => "train",
+        Split::Val => "val",
+        Split::Test => "test",
+    };
+    let part = p.subset(&splits, split);
+    if part.is_empty() {
+        bail!("no {name} examples to evaluate");
+    }
+    let eval = evaluate(&model, &loader(&p, &config, &part, false)?)?;
+    let (_, report) = classification_report(&eval, &info.classes)?;
+    let text = report.to_string();
+    let path = dir.eval_report(name);
+    hark_data::write_atomic(&path, text.as_bytes())?;
+    writeln!(out, "{text}")?;
+    writeln!(
+        out,
+        "loss {:.4}, accuracy {:.4} on {} {name} examples",
+        eval.loss,
+        eval.accuracy,
+        eval.predictions.len()
+    )?;
+    Ok(())
+}
+
+/// The top `k` (class, probability) pairs.
+fn top<'a>(probs: &[f32], classes: &'a [String], k: usize) -> Vec<(&'a str, f32)> {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    (order.into_iter().take(k))
+        .map(|i| (classes[i].as_str(), probs[i]))
+        .collect()
+}
+
+/// One JSON Lines record of `hark predict --json`.
+fn json_line(kind: &str, file: &std::path::Path, span: (f64, f64), top: &[(&str, f32)]) -> String {
+    let top: Vec<_> = (top.iter())
+        .map(|(c, p)| serde_json::json!({"class": c, "probability": p}))
+        .collect();
+    serde_json::json!({"type": kind, "file": file, "start": span.0, "end": span.1, "top": top})
+        .to_string()
+}
+
+fn top_text(top: &[(&str, f32)]) -> String {
+    let list: Vec<String> = top.iter().map(|(c, p)| format!("{c} {p:.3}")).collect();
+    list.join(", ")
+}
+
+/// `hark predict`: each file's windows (with more than one) and its mean,
+/// as text or JSON Lines. A bad file is reported and skipped unless
+/// `--strict`.
+fn predict(run: &RunDir, args: &PredictArgs, out: &mut impl Write) -> Result<()> {
+    let predictor = Predictor::open(run)?;
+    let classes = predictor.classes();
+    let k = args.top_k.clamp(1, classes.len());
+    let mut resamplers = ResamplerCache::new();
+    let mut failed = 0;
+    for file in &args.files {
+        let p = match predictor.predict_file(file, &mut resamplers) {
+            Ok(p) => p,
+            Err(e) if !args.strict => {
+                failed += 1;
+                tracing::error!("{}: {e}", file.display());
+                continue;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(file.display().to_string())),
+        };
+        for w in &p.windows {
+            let t = top(&w.probabilities, classes, k);
+            if args.json {
+                writeln!(out, "{}", json_line("window", file, (w.start, w.end), &t))?;
+            } else if p.windows.len() > 1 {
+                let (start, end) = (w.start, w.end);
+                let text = top_text(&t);
+                writeln!(out, "{}\t{start:.2}-{end:.2}s\t{text}", file.display())?;
+            }
+        }
+        let t = top(&p.mean, classes, k);
+        if args.json {
+            writeln!(out, "{}", json_line("file", file, (0.0, p.seconds), &t))?;
+        } else {
+            writeln!(out, "{}\t{}", file.display(), top_text(&t))?;
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} files could not be classified",
+            args.files.len()
+        );
+    }
+    Ok(())
+}

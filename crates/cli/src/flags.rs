@@ -1,0 +1,201 @@
+//! The flags as the user types them: clap definitions and nothing else.
+//! [`crate::args`] turns them into what the libraries take.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use hark_cli::download::Checksum;
+
+/// Train, evaluate and run audio classifiers.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hark",
+    version,
+    after_help = "Exit codes: 0 success, 1 the run failed, 2 bad usage or config."
+)]
+pub struct Flags {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Worker threads (0: every core).
+    #[arg(long, global = true, default_value_t = 0)]
+    pub threads: usize,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The config file and its overrides, shared by the commands that read one.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// The experiment config (TOML).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Override a config key: `--set train.epochs=5` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train one model (a fold of a fold dataset, or the dataset's split).
+    Train {
+        /// The experiment config (TOML).
+        #[arg(long, short, required_unless_present = "resume")]
+        config: Option<PathBuf>,
+        /// Override a config key: `--set train.epochs=5` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Test fold, for datasets with folds (default: the config's
+        /// data.fold, else the first).
+        #[arg(long)]
+        fold: Option<u32>,
+        /// Run directory (default: the config's output.dir).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue the run in RUN_DIR from its last checkpoint with the
+        /// run's own config.toml; `--set train.epochs=N` may extend it.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "config", "fold"])]
+        resume: Option<PathBuf>,
+    },
+    /// Cross-validate over a dataset's folds.
+    Cv {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Only these folds, e.g. `1,3` (finished folds are skipped anyway).
+        #[arg(long, value_delimiter = ',')]
+        folds: Option<Vec<u32>>,
+        /// Root of the fold directories (default: the config's output.dir).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Evaluate a run's best checkpoint on its test data and print the report.
+    Eval {
+        /// The run directory.
+        #[arg(long, value_name = "RUN_DIR")]
+        checkpoint: PathBuf,
+        /// Test fold (default: the run's own).
+        #[arg(long)]
+        fold: Option<u32>,
+        /// Which part to evaluate when the dataset has no folds.
+        #[arg(long, value_enum, default_value_t = Part::Test)]
+        split: Part,
+    },
+    /// Classify audio files with a trained run, in sliding windows for long files.
+    Predict(PredictArgs),
+    /// Compute and cache the features of a config's dataset.
+    Features {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Describe a WAV file, a dataset or a model.
+    Inspect {
+        #[command(subcommand)]
+        what: Inspect,
+    },
+    /// Generate the urban-synth demo corpus (UrbanSound8K layout).
+    Synth {
+        /// Where to write it.
+        #[arg(long, default_value = "datasets/urban-synth")]
+        out: PathBuf,
+        /// Slices to write.
+        #[arg(long, default_value_t = 1000)]
+        clips: usize,
+        /// Folds.
+        #[arg(long, default_value_t = 10)]
+        folds: u32,
+        /// Longest slice in seconds.
+        #[arg(long, default_value_t = 4.0)]
+        max_seconds: f64,
+        /// Seed: the same seed writes the same corpus.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Download a public dataset (resumable, checksum-verified), unpack it
+    /// and print its sample-rate and bit-depth histogram.
+    Download {
+        /// The dataset.
+        dataset: Dataset,
+        /// The download directory; the dataset lands in a folder inside it.
+        #[arg(long, default_value = "datasets")]
+        dir: PathBuf,
+        /// Fetch the archive from this URL instead (a mirror).
+        #[arg(long)]
+        url: Option<String>,
+        /// The archive's expected digest, `md5:HEX` or `sha256:HEX`
+        /// (default: the published one, if any).
+        #[arg(long)]
+        checksum: Option<Checksum>,
+    },
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Flags of `hark predict`.
+#[derive(Debug, clap::Args)]
+pub struct PredictArgs {
+    /// The run directory to take the best checkpoint from.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub checkpoint: PathBuf,
+    /// Classes to print per window and file.
+    #[arg(long, default_value_t = 3)]
+    pub top_k: usize,
+    /// JSON Lines: `{"type": "window", ...}` per window and `{"type":
+    /// "file", ...}` per file, each with `file`, `start`, `end` (seconds) and
+    /// `top` (`[{"class", "probability"}]`).
+    #[arg(long)]
+    pub json: bool,
+    /// Stop at the first unreadable file instead of reporting and skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Audio files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Inspect {
+    /// Format, rate, channels and length of WAV files.
+    Wav {
+        /// The files.
+        files: Vec<PathBuf>,
+    },
+    /// Classes, class balance, folds and the sample-rate histogram.
+    Dataset {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Layers, output shapes and parameter count of a config's model.
+    Model {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Classes (default: the dataset's).
+        #[arg(long)]
+        classes: Option<usize>,
+    },
+}
+
+/// A part of a dataset's split, for `hark eval --split`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Part {
+    /// The training examples.
+    Train,
+    /// The validation examples.
+    Val,
+    /// The test examples.
+    Test,
+}
+
+/// The datasets `hark download` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dataset {
+    /// UrbanSound8K (6 GB, 10 folds).
+    Urbansound8k,
+    /// ESC-50 (600 MB, 5 folds).
+    Esc50,
+}

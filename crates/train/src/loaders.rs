@@ -1,0 +1,60 @@
+//! The loaders of a run: training (shuffled, augmented) and held-out
+//! (in order, plain log-mels).
+
+use std::sync::Arc;
+
+use hark_data::{Loader, LoaderConfig};
+
+use crate::{ExperimentConfig, Part, Prepared, Result};
+
+/// A loader over `part` of `prepared`: shuffled and augmented for
+/// training; in order, plain and as log-mels otherwise. Log-mel clips are
+/// shared with `prepared`, not copied.
+///
+/// # Errors
+/// [`Error::Data`] for clips the loader rejects.
+pub fn loader(
+    prepared: &Prepared,
+    config: &ExperimentConfig,
+    part: &Part,
+    training: bool,
+) -> Result<Loader> {
+    let extractor = &prepared.extractor;
+    let augment = if training {
+        config.augment.clone()
+    } else {
+        Default::default()
+    };
+    let loader_config = LoaderConfig {
+        batch_size: config.train.batch_size,
+        shuffle: training,
+        // A last batch of one example cannot be batch-normalised.
+        drop_last: training
+            && config.train.batch_size > 0
+            && part.clips.len() % config.train.batch_size == 1,
+        seed: config.train.seed,
+        pad_value: 0.0,
+    };
+    let waveforms = part
+        .clips
+        .first()
+        .is_some_and(|&i| prepared.clips[i].n_mels == 1);
+    // Held-out clips are log-mels even when training clips are waveforms.
+    let (clips, indices) = if !training && waveforms {
+        let logmels = (part.clips.iter())
+            .map(|&i| extractor.logmel(&prepared.clips[i]))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        (Arc::new(logmels), (0..part.clips.len()).collect())
+    } else {
+        (prepared.clips.clone(), part.clips.clone())
+    };
+    Ok(Loader::shared(
+        clips,
+        indices,
+        part.labels.clone(),
+        extractor.clone(),
+        augment,
+        config.train.normalization,
+        loader_config,
+    )?)
+}

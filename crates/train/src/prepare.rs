@@ -1,0 +1,175 @@
+//! Feature preparation: a config's dataset loaded, its features extracted
+//! (through the cache) once, and the parts of a split drawn from them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hark_data::{
+    ChunkOptions, Dataset, FeatureCache, FeatureExtractor, Features, LoadOptions, Progress, Split,
+    Stage, chunk_dataset, extract_all, open_dataset,
+};
+use hark_models::InputShape;
+
+use crate::error::features_error;
+use crate::{Error, ExperimentConfig, Result};
+
+/// A dataset with its features extracted: what every split of an
+/// experiment draws from.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The dataset (examples whose files failed are still listed).
+    pub dataset: Dataset,
+    /// The features of the readable examples, shared by every loader
+    /// made from them (a cross-validation's folds copy none).
+    pub clips: Arc<Vec<Features>>,
+    /// Per example, its position in `clips`; `None` for a file that could
+    /// not be read.
+    pub clip_of: Vec<Option<usize>>,
+    /// The extractor, also used to turn augmented waveforms into log-mels.
+    pub extractor: FeatureExtractor,
+    /// Files skipped while loading or extracting, with the reason.
+    pub skipped: Vec<hark_data::Skipped>,
+    /// Features read from the cache rather than computed.
+    pub cache_hits: usize,
+}
+
+/// The readable examples of one part of a split.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Part {
+    /// Their positions in [`Prepared::clips`].
+    pub clips: Vec<usize>,
+    /// Their labels.
+    pub labels: Vec<usize>,
+    /// Their indices in the dataset's examples.
+    pub examples: Vec<usize>,
+}
+
+impl Part {
+    /// Whether the part has no examples.
+    pub fn is_empty(&self) -> bool {
+        self.clips.is_empty()
+    }
+}
+
+/// Loads and extracts the dataset of `config` (through its feature cache).
+///
+/// # Errors
+/// [`Error::Data`] for a dataset that cannot be loaded, a bad file under
+/// `strict`, or a cache that cannot be written; [`Error::Dsp`] for feature
+/// options the extractor rejects.
+pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<Prepared> {
+    let options = LoadOptions {
+        classes: config.data.classes.clone(),
+        strict: config.data.strict,
+    };
+    let mut dataset = open_dataset(config.data.kind, &config.data.path, &options)?;
+    if let Some(seconds) = config.data.chunk_seconds {
+        let chunks = ChunkOptions {
+            seconds,
+            hop_seconds: None,
+            tail: hark_dsp::Tail::Drop,
+        };
+        dataset = chunk_dataset(dataset, &chunks, config.data.strict)?;
+    }
+    let extractor = FeatureExtractor::new(&config.features).map_err(features_error)?;
+    let stage = if config.augment.needs_waveform() {
+        Stage::Waveform
+    } else {
+        Stage::LogMel
+    };
+    let cache_dir = config
+        .data
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| cache_dir_for(&config.data.path));
+    let cache = FeatureCache::new(&cache_dir, &config.features);
+    let extracted = extract_all(
+        &dataset,
+        &extractor,
+        stage,
+        Some(&cache),
+        config.data.strict,
+        progress,
+    )?;
+    let mut skipped = dataset.skipped.clone();
+    skipped.extend(extracted.failed);
+    let mut clips = Vec::with_capacity(extracted.features.len());
+    let clip_of = (extracted.features.into_iter())
+        .map(|f| {
+            f.map(|f| {
+                clips.push(f);
+                clips.len() - 1
+            })
+        })
+        .collect();
+    Ok(Prepared {
+        dataset,
+        clips: Arc::new(clips),
+        clip_of,
+        extractor,
+        skipped,
+        cache_hits: extracted.cache_hits,
+    })
+}
+
+/// `<dataset>/.hark-cache`, or beside the CSV for a CSV dataset.
+fn cache_dir_for(path: &Path) -> PathBuf {
+    let root = if path.is_file() {
+        path.parent().unwrap_or(Path::new("."))
+    } else {
+        path
+    };
+    root.join(".hark-cache")
+}
+
+impl Prepared {
+    /// The input shape models are built for: `[channels, mels, frames]` of
+    /// the longest log-mel.
+    ///
+    /// # Errors
+    /// [`Error::NoExamples`] when no example could be read.
+    pub fn input_shape(&self) -> Result<InputShape> {
+        // The longest clip has the most frames; a waveform's log-mel shape
+        // is found by transforming that one clip.
+        let longest = (self.clips.iter())
+            .max_by_key(|f| f.frames)
+            .ok_or(Error::NoExamples)?;
+        let [channels, height, frames] = if longest.n_mels == 1 {
+            self.extractor.logmel(longest)?.shape()
+        } else {
+            longest.shape()
+        };
+        Ok(InputShape {
+            channels,
+            height,
+            frames,
+        })
+    }
+
+    /// The folds that hold examples, in order (a corpus may use fewer than
+    /// its layout's ten).
+    pub fn folds(&self) -> Vec<u32> {
+        let mut folds: Vec<u32> = self
+            .dataset
+            .examples
+            .iter()
+            .filter_map(|e| e.fold)
+            .collect();
+        folds.sort_unstable();
+        folds.dedup();
+        folds
+    }
+
+    /// The readable examples in `split`.
+    pub fn subset(&self, splits: &[Split], split: Split) -> Part {
+        let mut part = Part::default();
+        for (i, (clip, s)) in self.clip_of.iter().zip(splits).enumerate() {
+            if let (Some(clip), true) = (clip, *s == split) {
+                part.clips.push(*clip);
+                part.labels.push(self.dataset.examples[i].label);
+                part.examples.push(i);
+            }
+        }
+        part
+    }
+}

@@ -1,0 +1,132 @@
+//! One run: loaders, model, training, the best weights tested, and the
+//! run directory written.
+
+use hark_data::{Loader, Split};
+use hark_models::{InputShape, Model};
+use serde::{Deserialize, Serialize};
+
+use crate::observer::RunLog;
+use crate::run_dir::{write_file, write_json};
+use crate::{
+    Checkpoint, Error, ExperimentConfig, Observer, Prepared, Result, RunDir, Trainer, curves_png,
+    evaluate, loader, write_report,
+};
+
+/// What a run directory's `model.json` records to rebuild its model for
+/// evaluation and prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The architecture.
+    pub spec: hark_models::ModelSpec,
+    /// Class names, in label order.
+    pub classes: Vec<String>,
+    /// The input shape it was built for.
+    pub input: InputShape,
+}
+
+impl ModelInfo {
+    /// The model, initialised from `seed` (load a checkpoint into it).
+    ///
+    /// # Errors
+    /// As [`Model::new`].
+    pub fn build(&self, seed: u64) -> Result<Model> {
+        Ok(Model::new(
+            &self.spec,
+            self.classes.len(),
+            self.input,
+            seed,
+        )?)
+    }
+}
+
+/// The held-out result of one run, as `report.json` holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Test accuracy.
+    pub accuracy: f64,
+    /// Test macro-averaged F1.
+    pub macro_f1: f64,
+    /// Test examples.
+    pub examples: usize,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// The epoch whose weights were tested (the best on validation).
+    pub best_epoch: usize,
+    /// Training examples per second, over the run.
+    pub samples_per_second: f64,
+    /// Confusion matrix on the test set, row = truth.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// Trains on the `Train` examples of `splits`, validates on `Val`, tests the
+/// best weights on `Test` and writes the run directory `run` (resuming a run
+/// found there), `train.log` included; `observer` sees the run go.
+///
+/// # Errors
+/// An empty training or test set, or anything training fails on.
+pub fn run(
+    prepared: &Prepared,
+    config: &ExperimentConfig,
+    splits: &[Split],
+    run: &RunDir,
+    observer: &mut dyn Observer,
+) -> Result<RunResult> {
+    let (train_part, val_part, test_part) = (
+        prepared.subset(splits, Split::Train),
+        prepared.subset(splits, Split::Val),
+        prepared.subset(splits, Split::Test),
+    );
+    for (name, part) in [("training", &train_part), ("test", &test_part)] {
+        if part.is_empty() {
+            return Err(Error::EmptySplit(name));
+        }
+    }
+    run.create()?;
+    write_file(&run.config(), config.to_toml(&run.config())?.as_bytes())?;
+    let train = loader(prepared, config, &train_part, true)?;
+    let val = if val_part.is_empty() {
+        None
+    } else {
+        Some(loader(prepared, config, &val_part, false)?)
+    };
+    let test = loader(prepared, config, &test_part, false)?;
+
+    let info = ModelInfo {
+        spec: config.model.clone(),
+        classes: prepared.dataset.classes.clone(),
+        input: prepared.input_shape()?,
+    };
+    write_json(&run.model_info(), &info)?;
+    let model = info.build(config.train.seed)?;
+    let mut log = RunLog::open(&run.log(), observer)?;
+    log.note(&format!(
+        "{}: {} with {} parameters on {}x{}x{} inputs; {} training, {} validation, {} test examples",
+        run.path().display(),
+        config.model.kind(),
+        model.num_trainable(),
+        info.input.channels,
+        info.input.height,
+        info.input.frames,
+        train.examples_per_epoch(),
+        val.as_ref().map_or(0, Loader::examples_per_epoch),
+        test_part.examples.len()
+    ));
+    let mut trainer = Trainer::new(&model, &config.train, train.batches_per_epoch())?;
+    if trainer.resume(run)? {
+        log.note(&format!(
+            "resuming after epoch {} of {}",
+            trainer.state().epoch,
+            config.train.epochs
+        ));
+    }
+    let state = trainer.fit(&train, val.as_ref(), run, &mut log)?.clone();
+    model.load(&run.weights(Checkpoint::Best))?;
+    let eval = evaluate(&model, &test)?;
+    let result = write_report(prepared, &eval, &test_part.examples, run, &state)?;
+    curves_png(&run.curves_png(), &state.history)?;
+    log.note(&format!(
+        "test: accuracy {:.4}, macro F1 {:.4} with the weights of epoch {}",
+        result.accuracy, result.macro_f1, result.best_epoch
+    ));
+    Ok(result)
+}
