@@ -12,6 +12,30 @@
 //! | speaker tree (`raw/<speaker>/<context>/*.wav`) | [`load_speakers`] |
 //! | folder per class (`<class>/*.wav`) | [`load_folders`] |
 //! | annotation CSV + audio folder | [`load_annotations`] |
+//!
+//! A [`FeatureExtractor`] turns an example into what a model takes: decode,
+//! mix down, resample, pad or trim, then torchaudio's log-mel.
+//!
+//! ```
+//! use hark_data::{Audio, Encoding, Example, FeatureConfig, FeatureExtractor, write_wav};
+//! use hark_dsp::ResamplerCache;
+//!
+//! let dir = std::env::temp_dir().join(format!("hark-data-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let path = dir.join("tone.wav");
+//! // One second of a 440 Hz stereo tone at 44.1 kHz.
+//! let frame = |i: usize| (i as f32 * 440.0 * std::f32::consts::TAU / 44_100.0).sin() * 0.5;
+//! let samples = (0..44_100).flat_map(|i| [frame(i), frame(i)]).collect();
+//! write_wav(&path, &Audio { samples, channels: 2, sample_rate: 44_100 }, Encoding::I16)?;
+//!
+//! // The defaults: mono, 4 s at 22.05 kHz, 64 mels, hop 512.
+//! let extractor = FeatureExtractor::new(&FeatureConfig::default()).unwrap();
+//! let example = Example::new(path, 0, "tone".into());
+//! let features = extractor.extract(&example, &mut ResamplerCache::new())?;
+//! assert_eq!(features.shape(), [1, 64, 173]);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), hark_data::DataError>(())
+//! ```
 #![warn(missing_docs)]
 
 mod annotations;

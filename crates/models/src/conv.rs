@@ -7,7 +7,7 @@ use std::fmt;
 use candle_core::{ModuleT, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::ops::conv::{Conv2dOp, out_len};
+use crate::ops::conv::{Conv2dOp, Kernels, out_len};
 use crate::{Activation, Init, Result};
 
 /// Options of a [`Conv2d`].
@@ -107,6 +107,7 @@ impl Conv2d {
             stride: self.config.stride,
             padding: self.config.padding,
             act,
+            kernels: Kernels::default(),
         })
     }
 }

@@ -13,6 +13,36 @@
 //!   of an uninterrupted run; [`evaluate`] for eval-mode passes.
 //! - [`ConfusionMatrix`] and [`ClassificationReport`], equal to scikit-learn's;
 //!   [`confusion_png`] and [`curves_png`] draw them and the training curves.
+//!
+//! One run on an in-memory config, into a temporary run directory:
+//!
+//! ```
+//! use hark_data::{NoProgress, SynthConfig, generate_urban_synth};
+//! use hark_train::{Checkpoint, ExperimentConfig, RunDir, prepare, run};
+//!
+//! let tmp = std::env::temp_dir().join(format!("hark-train-doc-{}", std::process::id()));
+//! let corpus = tmp.join("corpus");
+//! let synth = SynthConfig { clips: 60, folds: 3, max_seconds: 1.0, seed: 1 };
+//! generate_urban_synth(&corpus, &synth)?;
+//! let toml = format!(
+//!     "[data]\npath = {:?}\n[features]\nduration = 1.0\n\
+//!      mel = {{ sample_rate = 8000, n_fft = 256, hop_length = 128, n_mels = 16 }}\n\
+//!      [train]\nepochs = 1\nbatch_size = 8\n",
+//!     corpus.display().to_string()
+//! );
+//! let config = ExperimentConfig::parse(&toml, "doc.toml".as_ref(), &[])?;
+//! let prepared = prepare(&config, &NoProgress)?;
+//! let splits = prepared.splits(&config, Some(1))?;
+//! let dir = RunDir::new(tmp.join("run"));
+//! let result = run(&prepared, &config, &splits, &dir, &mut |_: &_| {
+//!     std::ops::ControlFlow::Continue(())
+//! })?;
+//! assert!((0.0..=1.0).contains(&result.accuracy));
+//! let model = RunDir::open(dir.path())?.model(Checkpoint::Best)?;
+//! assert_eq!(model.n_classes(), prepared.dataset.classes.len());
+//! # std::fs::remove_dir_all(&tmp).unwrap();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
 
 mod adam;

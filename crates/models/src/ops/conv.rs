@@ -33,6 +33,30 @@ pub(crate) struct Conv2dOp {
     pub stride: (usize, usize),
     pub padding: (usize, usize),
     pub act: Activation,
+    pub kernels: Kernels,
+}
+
+/// Which kernels a convolution runs. Layers leave the choice to the sizes
+/// ([`DIRECT_MAX_OUT`], [`SMALL_WEIGHT_GRAD`]); tests force each path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Kernels {
+    /// The forward pass as [`DirectForward`] tiles (`true`) or im2col and
+    /// GEMM (`false`); `None` by the output channel count.
+    pub direct_forward: Option<bool>,
+    /// The weight gradient as [`WeightGrad`] dot tiles (`true`) or GEMM
+    /// (`false`); `None` by its size.
+    pub tiled_weight_grad: Option<bool>,
+}
+
+impl Kernels {
+    fn direct_forward(&self, g: &Geometry) -> bool {
+        self.direct_forward.unwrap_or(g.out <= DIRECT_MAX_OUT)
+    }
+
+    fn tiled_weight_grad(&self, g: &Geometry) -> bool {
+        self.tiled_weight_grad
+            .unwrap_or(g.out * g.k <= SMALL_WEIGHT_GRAD)
+    }
 }
 
 /// Sizes of one convolution call.
@@ -114,7 +138,7 @@ impl Conv2dOp {
         let planes = self.planes(&g);
         let unfold = Unfold::new(self, &g, &planes);
         let mut y = recycled(g.batch * g.out * n);
-        let direct = g.out <= DIRECT_MAX_OUT;
+        let direct = self.kernels.direct_forward(&g);
         let packed = if direct {
             pack_weights(w, g.out, k)
         } else {
@@ -185,7 +209,7 @@ impl Conv2dOp {
         let plen = planes.len(g.channels);
         // A small weight gradient is dot products straight over the
         // planes: no unfolding.
-        let small_dw = g.out * k <= SMALL_WEIGHT_GRAD;
+        let small_dw = self.kernels.tiled_weight_grad(&g);
         let unfold = Unfold::new(self, &g, &planes);
         let cols_len = if small_dw { 0 } else { tile };
         xs.par_chunks(g.in_len())
@@ -642,4 +666,241 @@ pub(crate) fn sum_rows(per: &[f32], len: usize) -> Vec<f32> {
         total.iter_mut().zip(row).for_each(|(t, v)| *t += v);
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tolerance of f32 sums in another order than the reference's.
+    const TOL: f32 = 1e-4;
+
+    fn seq(n: usize, step: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 + 1.0) * step).sin()).collect()
+    }
+
+    fn op(kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize)) -> Conv2dOp {
+        Conv2dOp {
+            kernel,
+            stride,
+            padding,
+            act: Activation::Identity,
+            kernels: Kernels::default(),
+        }
+    }
+
+    fn geometry(op: &Conv2dOp, x: [usize; 4], out: usize) -> Geometry {
+        op.geometry(&x, &[out, x[1], op.kernel.0, op.kernel.1])
+            .unwrap()
+    }
+
+    /// The padded input value at `(b, c, row, col)` of padded coordinates.
+    fn padded(
+        x: &[f32],
+        g: &Geometry,
+        pad: (usize, usize),
+        (b, c, r, q): (usize, usize, usize, usize),
+    ) -> f32 {
+        let (iy, ix) = (r.wrapping_sub(pad.0), q.wrapping_sub(pad.1));
+        if iy < g.h && ix < g.w {
+            x[((b * g.channels + c) * g.h + iy) * g.w + ix]
+        } else {
+            0.0
+        }
+    }
+
+    /// The convolution and its three gradients by their definitions.
+    fn reference(
+        op: &Conv2dOp,
+        g: &Geometry,
+        (x, w, b, dy): (&[f32], &[f32], &[f32], &[f32]),
+    ) -> [Vec<f32>; 4] {
+        let (kh, kw) = op.kernel;
+        let mut y = vec![0.0f32; g.batch * g.out * g.n()];
+        let (mut dx, mut dw, mut db) = (
+            vec![0.0f32; x.len()],
+            vec![0.0f32; w.len()],
+            vec![0.0f32; g.out],
+        );
+        for n in 0..g.batch {
+            for o in 0..g.out {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let at = ((n * g.out + o) * g.oh + oy) * g.ow + ox;
+                        let mut sum = b[o];
+                        db[o] += dy[at];
+                        for c in 0..g.channels {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let (r, q) = (oy * op.stride.0 + ky, ox * op.stride.1 + kx);
+                                    let wi = ((o * g.channels + c) * kh + ky) * kw + kx;
+                                    let v = padded(x, g, op.padding, (n, c, r, q));
+                                    sum += w[wi] * v;
+                                    dw[wi] += dy[at] * v;
+                                    let (iy, ix) = (
+                                        r.wrapping_sub(op.padding.0),
+                                        q.wrapping_sub(op.padding.1),
+                                    );
+                                    if iy < g.h && ix < g.w {
+                                        dx[((n * g.channels + c) * g.h + iy) * g.w + ix] +=
+                                            dy[at] * w[wi];
+                                    }
+                                }
+                            }
+                        }
+                        y[at] = sum;
+                    }
+                }
+            }
+        }
+        [y, dx, dw, db]
+    }
+
+    fn assert_close(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a - b).abs() <= TOL * (1.0 + b.abs()),
+                "{what}[{i}]: {a} vs {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kernel_path_equals_the_definition() {
+        // (input [B, C, H, W], out, kernel, stride, padding): strides 1 to 3,
+        // rows shorter and longer than a direct tile, non-square kernels.
+        let cases = [
+            ([2, 3, 7, 9], 4, (3, 3), (1, 1), (1, 1)),
+            ([1, 2, 9, 19], 5, (5, 5), (2, 2), (2, 2)),
+            ([2, 1, 8, 37], 3, (2, 3), (1, 3), (0, 1)),
+            ([1, 4, 6, 5], 6, (3, 1), (2, 1), (1, 0)),
+        ];
+        for (x_dims, out, kernel, stride, padding) in cases {
+            let base = op(kernel, stride, padding);
+            let g = geometry(&base, x_dims, out);
+            let x = seq(x_dims.iter().product(), 0.37);
+            let w = seq(out * g.k, 0.11);
+            let b = seq(out, 0.7);
+            let dy = seq(g.batch * out * g.n(), 0.23);
+            let [y, dx, dw, db] = reference(&base, &g, (&x, &w, &b, &dy));
+            for direct in [false, true] {
+                for tiled in [false, true] {
+                    let op = Conv2dOp {
+                        kernels: Kernels {
+                            direct_forward: Some(direct),
+                            tiled_weight_grad: Some(tiled),
+                        },
+                        ..base
+                    };
+                    let what =
+                        format!("{x_dims:?} {kernel:?} {stride:?} direct {direct} tiled {tiled}");
+                    assert_close(&op.forward_slices(&g, &x, &w, &b), &y, &format!("y {what}"));
+                    for want_dx in [false, true] {
+                        let (got_dx, got_dw, got_db) =
+                            op.backward_slices(&g, (&x, &dy, &y, &w), want_dx);
+                        assert_eq!(got_dx.is_some(), want_dx);
+                        if let Some(got_dx) = got_dx {
+                            assert_close(&got_dx, &dx, &format!("dx {what}"));
+                        }
+                        assert_close(&got_dw, &dw, &format!("dw {what}"));
+                        assert_close(&got_db, &db, &format!("db {what}"));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn planes_hold_every_padded_value_and_join_reads_back_the_input() {
+        for (stride, padding) in [((1, 1), (0, 0)), ((2, 2), (1, 2)), ((1, 3), (2, 1))] {
+            let base = op((3, 3), stride, padding);
+            let g = geometry(&base, [1, 2, 5, 11], 1);
+            let planes = base.planes(&g);
+            let x = seq(g.in_len(), 0.5);
+            let mut buf = vec![f32::NAN; planes.len(g.channels)];
+            planes.split(&g, padding, &x, &mut buf);
+            for c in 0..g.channels {
+                for r in 0..planes.rows {
+                    // Every column a window reads.
+                    for q in 0..(g.ow - 1) * stride.1 + base.kernel.1 {
+                        let want = padded(&x, &g, padding, (0, c, r, q));
+                        assert_eq!(buf[planes.at(c, r, q)], want, "{stride:?} {c} {r} {q}");
+                    }
+                }
+            }
+            let mut back = vec![0.0; x.len()];
+            planes.join(&g, padding, &buf, &mut back);
+            assert_eq!(back, x, "{stride:?} {padding:?}");
+        }
+    }
+
+    #[test]
+    fn im2col_unfolds_each_window_and_col2im_adds_it_back() {
+        let base = op((2, 3), (2, 2), (1, 1));
+        let g = geometry(&base, [1, 2, 6, 9], 1);
+        let planes = base.planes(&g);
+        let unfold = Unfold::new(&base, &g, &planes);
+        let x = seq(g.in_len(), 0.3);
+        let mut buf = vec![0.0; planes.len(g.channels)];
+        planes.split(&g, base.padding, &x, &mut buf);
+        let rows = (1, g.oh);
+        let tn = (rows.1 - rows.0) * g.ow;
+        let mut cols = vec![f32::NAN; g.k * tn];
+        unfold.im2col(&buf, rows, &mut cols);
+        let (kh, kw) = base.kernel;
+        for tap in 0..g.k {
+            let (c, ky, kx) = (tap / (kh * kw), tap / kw % kh, tap % kw);
+            for oy in rows.0..rows.1 {
+                for ox in 0..g.ow {
+                    let (r, q) = (oy * 2 + ky, ox * 2 + kx);
+                    let got = cols[tap * tn + (oy - rows.0) * g.ow + ox];
+                    assert_eq!(got, padded(&x, &g, base.padding, (0, c, r, q)));
+                }
+            }
+        }
+        // col2im of ones counts how many windows cover each padded value.
+        let mut counts = vec![0.0; buf.len()];
+        unfold.col2im(&vec![1.0; cols.len()], rows, &mut counts);
+        let covered: f32 = counts.iter().sum();
+        assert_eq!(covered, cols.len() as f32);
+    }
+
+    #[test]
+    fn gather_and_scatter_are_strided_copies_and_inverses() {
+        for step in 1..=4 {
+            for len in [0usize, 1, 7, 16] {
+                let src: Vec<f32> = (0..len).map(|i| i as f32).collect();
+                let mut dst = vec![-1.0; len.div_ceil(step) + 2];
+                gather(&mut dst, &src, step);
+                for (i, d) in dst.iter().enumerate() {
+                    let want = src.get(i * step).copied().unwrap_or(-1.0);
+                    assert_eq!(*d, want, "gather step {step} len {len} at {i}");
+                }
+                let mut back = vec![-1.0; len];
+                scatter(&mut back, &dst[..len.div_ceil(step)], step);
+                for (i, b) in back.iter().enumerate() {
+                    let want = if i % step == 0 { src[i] } else { -1.0 };
+                    assert_eq!(*b, want, "scatter step {step} len {len} at {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_weights_are_tap_major_blocks_with_zero_filled_rows() {
+        let (out, k) = (6, 5);
+        let w: Vec<f32> = (0..out * k).map(|i| i as f32 + 1.0).collect();
+        let packed = pack_weights(&w, out, k);
+        assert_eq!(packed.len(), out.div_ceil(DIRECT_ROWS) * k * DIRECT_ROWS);
+        for block in 0..out.div_ceil(DIRECT_ROWS) {
+            for t in 0..k {
+                for r in 0..DIRECT_ROWS {
+                    let o = block * DIRECT_ROWS + r;
+                    let want = if o < out { w[o * k + t] } else { 0.0 };
+                    assert_eq!(packed[(block * k + t) * DIRECT_ROWS + r], want, "{o} {t}");
+                }
+            }
+        }
+    }
 }
