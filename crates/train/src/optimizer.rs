@@ -282,6 +282,36 @@ impl Slot {
     }
 }
 
+/// candle-nn's `Optimizer` for an optimizer with `named(params, config)`
+/// and a `config.lr`: candle-nn gives no names, so the parameters are
+/// `param0`, `param1`, ... in the state, and a step uses the optimizer's
+/// own learning rate.
+macro_rules! candle_optimizer {
+    ($optimizer:ty, $config:ty) => {
+        impl candle_nn::Optimizer for $optimizer {
+            type Config = $config;
+
+            fn new(vars: Vec<candle_core::Var>, config: $config) -> candle_core::Result<Self> {
+                Ok(Self::named(crate::optimizer::numbered(vars), config))
+            }
+
+            fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
+                let lr = self.config.lr;
+                StatefulOptimizer::step(self, grads, lr).map_err(candle_core::Error::wrap)
+            }
+
+            fn learning_rate(&self) -> f64 {
+                self.config.lr
+            }
+
+            fn set_learning_rate(&mut self, lr: f64) {
+                self.config.lr = lr;
+            }
+        }
+    };
+}
+pub(crate) use candle_optimizer;
+
 /// `vars` named `param0`, `param1`, ..., for an optimizer built by
 /// candle-nn's `Optimizer::new`, which gives no names.
 pub(crate) fn numbered(vars: Vec<Var>) -> Vec<(String, Var)> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
-use crate::optimizer::{Slot, load_slots, numbered, slots_state};
+use crate::optimizer::{Slot, load_slots, slots_state};
 use crate::{Result, StatefulOptimizer};
 
 /// Settings of [`Sgd`], PyTorch's names and defaults (`torch.optim.SGD`,
@@ -63,26 +63,7 @@ impl Sgd {
     }
 }
 
-impl candle_nn::Optimizer for Sgd {
-    type Config = SgdConfig;
-
-    /// Parameters named `param0`, `param1`, ... in the state.
-    fn new(vars: Vec<Var>, config: SgdConfig) -> candle_core::Result<Self> {
-        Ok(Self::named(numbered(vars), config))
-    }
-
-    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        StatefulOptimizer::step(self, grads, self.config.lr).map_err(candle_core::Error::wrap)
-    }
-
-    fn learning_rate(&self) -> f64 {
-        self.config.lr
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.config.lr = lr;
-    }
-}
+crate::optimizer::candle_optimizer!(Sgd, SgdConfig);
 
 impl StatefulOptimizer for Sgd {
     fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
