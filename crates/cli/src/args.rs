@@ -9,7 +9,7 @@ use hark_cli::download::Source;
 use hark_data::{Split, SynthConfig};
 use hark_train::{ExperimentConfig, RunDir};
 
-use crate::flags::{Command, ConfigArgs, Dataset, Inspect, Part, PredictArgs};
+use crate::flags::{Command, ConfigArgs, Dataset, EvalSplit, Inspect, PredictArgs};
 
 /// A command, ready to run.
 #[derive(Debug)]
@@ -148,9 +148,9 @@ impl Task {
                 run: RunDir::open(checkpoint)?,
                 fold,
                 split: match split {
-                    Part::Train => Split::Train,
-                    Part::Val => Split::Val,
-                    Part::Test => Split::Test,
+                    EvalSplit::Train => Split::Train,
+                    EvalSplit::Val => Split::Val,
+                    EvalSplit::Test => Split::Test,
                 },
             },
             Command::Predict(args) => Self::Predict {

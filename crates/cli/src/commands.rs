@@ -174,7 +174,7 @@ fn eval(
 ) -> Result<()> {
     let mut config = dir.read_config(&[])?;
     let info = dir.read_model_info()?;
-    let model = dir.model(Checkpoint::Best)?;
+    let model = info.load(config.train.seed, &dir.weights(Checkpoint::Best))?;
     let p = prepared(&config, bars)?;
     if p.dataset.classes != info.classes {
         bail!(

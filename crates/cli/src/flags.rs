@@ -80,8 +80,8 @@ pub enum Command {
         #[arg(long)]
         fold: Option<u32>,
         /// Which part to evaluate when the dataset has no folds.
-        #[arg(long, value_enum, default_value_t = Part::Test)]
-        split: Part,
+        #[arg(long, value_enum, default_value_t = EvalSplit::Test)]
+        split: EvalSplit,
     },
     /// Classify audio files with a trained run, in sliding windows for long files.
     Predict(PredictArgs),
@@ -182,7 +182,7 @@ pub enum Inspect {
 
 /// A part of a dataset's split, for `hark eval --split`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Part {
+pub enum EvalSplit {
     /// The training examples.
     Train,
     /// The validation examples.

@@ -25,16 +25,6 @@ pub fn loader(
     } else {
         Default::default()
     };
-    let loader_config = LoaderConfig {
-        batch_size: config.train.batch_size,
-        shuffle: training,
-        // A last batch of one example cannot be batch-normalised.
-        drop_last: training
-            && config.train.batch_size > 0
-            && part.clips.len() % config.train.batch_size == 1,
-        seed: config.train.seed,
-        pad_value: 0.0,
-    };
     let waveforms = part
         .clips
         .first()
@@ -55,6 +45,20 @@ pub fn loader(
         extractor.clone(),
         augment,
         config.train.normalization,
-        loader_config,
+        loader_config(config, training, part.clips.len()),
     )?)
+}
+
+/// The loader settings of `config` for `n` examples: shuffled for
+/// training, in order otherwise.
+pub(crate) fn loader_config(config: &ExperimentConfig, training: bool, n: usize) -> LoaderConfig {
+    let batch = config.train.batch_size;
+    LoaderConfig {
+        batch_size: batch,
+        shuffle: training,
+        // A last batch of one example cannot be batch-normalised.
+        drop_last: training && batch > 0 && n % batch == 1,
+        seed: config.train.seed,
+        pad_value: 0.0,
+    }
 }

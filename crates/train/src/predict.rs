@@ -4,11 +4,12 @@
 
 use std::path::Path;
 
-use hark_data::{Example, FeatureExtractor, Features, Loader, LoaderConfig, Span};
+use hark_data::{Example, FeatureExtractor, Features, Loader, Span};
 use hark_dsp::ResamplerCache;
 use hark_models::{Model, softmax};
 
 use crate::error::features_error;
+use crate::loaders::loader_config;
 use crate::{Checkpoint, ExperimentConfig, ModelInfo, Result, RunDir, batch_tensor};
 
 /// One window's class probabilities.
@@ -52,10 +53,12 @@ impl Predictor {
     pub fn open(run: &RunDir) -> Result<Self> {
         let config = run.read_config(&[])?;
         let extractor = FeatureExtractor::new(&config.features).map_err(features_error)?;
+        let info = run.read_model_info()?;
+        let model = info.load(config.train.seed, &run.weights(Checkpoint::Best))?;
         Ok(Self {
             config,
-            info: run.read_model_info()?,
-            model: run.model(Checkpoint::Best)?,
+            info,
+            model,
             extractor,
         })
     }
@@ -99,20 +102,13 @@ impl Predictor {
             })
             .collect::<std::result::Result<Vec<Features>, _>>()?;
         let n = clips.len();
-        let loader_config = LoaderConfig {
-            batch_size: self.config.train.batch_size.max(1),
-            shuffle: false,
-            drop_last: false,
-            seed: self.config.train.seed,
-            pad_value: 0.0,
-        };
         let batches = Loader::new(
             clips,
             vec![0; n],
             self.extractor.clone(),
             Default::default(),
             self.config.train.normalization,
-            loader_config,
+            loader_config(&self.config, false, n),
         )?;
         let mut probabilities = Vec::with_capacity(n);
         for batch in batches.epoch(0) {

@@ -55,8 +55,8 @@ impl Part {
 ///
 /// # Errors
 /// [`Error::Data`] for a dataset that cannot be loaded, a bad file under
-/// `strict`, or a cache that cannot be written; [`Error::Dsp`] for feature
-/// options the extractor rejects.
+/// `strict`, or a cache that cannot be written; [`Error::Config`] for
+/// feature settings the extractor rejects.
 pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<Prepared> {
     let options = LoadOptions {
         classes: config.data.classes.clone(),

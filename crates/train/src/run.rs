@@ -37,6 +37,17 @@ impl ModelInfo {
             seed,
         )?)
     }
+
+    /// The model built from `seed` with the state_dict at `weights`.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build); a checkpoint that is missing or does not
+    /// fit the model.
+    pub fn load(&self, seed: u64, weights: &std::path::Path) -> Result<Model> {
+        let model = self.build(seed)?;
+        model.load(weights)?;
+        Ok(model)
+    }
 }
 
 /// The held-out result of one run, as `report.json` holds it.

@@ -197,9 +197,7 @@ impl RunDir {
     /// missing or does not fit the model.
     pub fn model(&self, which: Checkpoint) -> Result<Model> {
         let seed = self.read_config(&[])?.train.seed;
-        let model = self.read_model_info()?.build(seed)?;
-        model.load(&self.weights(which))?;
-        Ok(model)
+        self.read_model_info()?.load(seed, &self.weights(which))
     }
 
     /// The held-out result in `report.json`, or `None` before the run

@@ -102,7 +102,7 @@ pub fn batch_tensor(batch: &Batch) -> Result<Tensor> {
 pub fn evaluate(model: &Model, loader: &Loader) -> Result<Evaluation> {
     let (mut loss_sum, mut correct, mut predictions) = (0.0f64, 0usize, Vec::new());
     for batch in loader.epoch(0) {
-        let batch = batch.map_err(Error::Data)?;
+        let batch = batch?;
         // On a worker of the pool, as a training step.
         let (loss, probs) = rayon::scope(|_| -> Result<(f32, Vec<Vec<f32>>)> {
             let logits =
