@@ -1,10 +1,11 @@
 //! Criterion benchmarks of hark-dsp's hot paths: log-mel of one 4 s clip (the
 //! torchaudio comparison of issue 2), STFT alone, a batch of clips on 1 and 2
-//! threads, and resampling.
+//! threads, resampling, and the streaming front end one hop at a time.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hark_dsp::{
-    DbConfig, LogMelSpectrogram, MelSpectrogramConfig, ResamplerCache, StftConfig, StftPlan,
+    DbConfig, LogMelSpectrogram, LogMelStream, MelSpectrogramConfig, ResamplerCache, StftConfig,
+    StftPlan, StreamResampler,
 };
 use std::hint::black_box;
 
@@ -108,11 +109,52 @@ fn bench_resample(c: &mut Criterion) {
     group.finish();
 }
 
+/// One hop of seed 000's front end: 512 samples in, one 40-band frame out
+/// (`hop_22k`), and the same hop arriving at 48 kHz through the stream
+/// resampler (`hop_48k`).
+fn bench_stream(c: &mut Criterion) {
+    let mut group = c.benchmark_group("logmel_stream");
+    group.throughput(Throughput::Elements(1));
+    let cfg = MelSpectrogramConfig {
+        sample_rate: 22050,
+        n_fft: 1024,
+        hop_length: Some(512),
+        n_mels: 40,
+        ..Default::default()
+    };
+    let x22 = clip(22050);
+    let mut stream = LogMelStream::new(&cfg, &DbConfig::default()).unwrap();
+    let mut hops = x22.chunks_exact(512).cycle();
+    group.bench_function("hop_22k", |b| {
+        b.iter(|| {
+            let mut sum = 0.0;
+            stream.push(hops.next().unwrap(), |f| sum += f[0]).unwrap();
+            black_box(sum)
+        })
+    });
+    let x48 = clip(48000);
+    let mut resampler = StreamResampler::new(48000, 22050).unwrap();
+    let mut hops = x48.chunks_exact(1115).cycle();
+    group.bench_function("hop_48k", |b| {
+        b.iter(|| {
+            let mut sum = 0.0;
+            resampler
+                .push(hops.next().unwrap(), |out| {
+                    stream.push(out, |f| sum += f[0]).unwrap();
+                })
+                .unwrap();
+            black_box(sum)
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_logmel,
     bench_stft,
     bench_batch,
-    bench_resample
+    bench_resample,
+    bench_stream
 );
 criterion_main!(benches);

@@ -7,6 +7,11 @@
 //! `db = max(db, max(db) - top_db)` where the maximum is taken over the one
 //! spectrogram passed in (torchaudio per `(C, F, T)` item; librosa 0.11 over
 //! the whole array: pass one spectrogram at a time to get the same).
+//!
+//! A stream does not know its peak yet, so [`DbClamp::Reference`] offers a
+//! floor fixed at `top_db` below `ref` instead, which each frame can apply
+//! alone; [`DbConfig::clamp_to_peak`] applies the peak clamp afterwards to a
+//! window of frames converted without it.
 
 #[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
@@ -27,6 +32,32 @@ pub struct DbConfig {
     /// Dynamic range kept below the spectrogram's peak, in dB; `None` keeps all.
     /// Default: 80 (librosa, and every seed recipe).
     pub top_db: Option<f32>,
+    /// What `top_db` counts down from. Default: the peak.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "DbClamp::is_peak"))]
+    pub clamp: DbClamp,
+}
+
+/// The level `top_db` counts down from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum DbClamp {
+    /// The peak of the spectrogram converted (torchaudio and librosa): a
+    /// clip's peak offline, the peak of the model's window in a stream.
+    #[default]
+    Peak,
+    /// `ref` itself: values below `-top_db` dB are raised to it. Every
+    /// frame is clamped alone, so a stream gives the offline values frame
+    /// by frame, and a recurrent model can carry its state across windows.
+    Reference,
+}
+
+impl DbClamp {
+    /// Whether this is the default, [`DbClamp::Peak`] (left out of saved
+    /// configs, so caches keyed by them stay valid).
+    pub fn is_peak(&self) -> bool {
+        *self == Self::Peak
+    }
 }
 
 impl Default for DbConfig {
@@ -35,6 +66,7 @@ impl Default for DbConfig {
             ref_value: 1.0,
             amin: 1e-10,
             top_db: Some(80.0),
+            clamp: DbClamp::Peak,
         }
     }
 }
@@ -62,19 +94,41 @@ impl DbConfig {
         Ok(())
     }
 
-    /// Converts values in place with the given multiplier (10 power, 20 amplitude).
+    /// Converts values in place with the given multiplier (10 power, 20
+    /// amplitude), clamped as [`Self::clamp`] says.
     #[inline(always)]
     pub(crate) fn convert_in_place(&self, values: &mut [f32], multiplier: f32) {
+        self.convert_inner(values, multiplier, Some(self.clamp));
+    }
+
+    /// Converts values in place, applying `top_db` only with
+    /// [`DbClamp::Reference`]: what one frame of a stream can know.
+    #[inline(always)]
+    pub(crate) fn convert_frame(&self, values: &mut [f32], multiplier: f32) {
+        let clamp = match self.clamp {
+            DbClamp::Reference => Some(DbClamp::Reference),
+            DbClamp::Peak => None,
+        };
+        self.convert_inner(values, multiplier, clamp);
+    }
+
+    /// The conversion, clamped as `clamp` says (`None`: not at all).
+    #[inline(always)]
+    fn convert_inner(&self, values: &mut [f32], multiplier: f32, clamp: Option<DbClamp>) {
         let amin = self.amin;
         let offset = multiplier * self.ref_value.max(amin).log10();
+        let top = self.top_db.filter(|_| clamp.is_some());
         if amin < f32::MIN_POSITIVE {
             // The fast logarithm needs normal inputs; a subnormal floor takes libm's.
             values
                 .iter_mut()
                 .for_each(|v| *v = multiplier * v.max(amin).log10() - offset);
-            if let Some(top) = self.top_db {
-                let floor = values.iter().cloned().fold(f32::NEG_INFINITY, f32::max) - top;
-                values.iter_mut().for_each(|v| *v = v.max(floor));
+            if let Some(top) = top {
+                let peak = match clamp {
+                    Some(DbClamp::Peak) => values.iter().cloned().fold(f32::NEG_INFINITY, f32::max),
+                    _ => 0.0,
+                };
+                values.iter_mut().for_each(|v| *v = v.max(peak - top));
             }
             return;
         }
@@ -82,11 +136,24 @@ impl DbConfig {
         // and the clamp can join the conversion in one vectorised pass.
         let scale = multiplier * std::f32::consts::LOG10_E;
         let to_db = |x: f32| scale * ln_normal(x.max(amin)) - offset;
-        let floor = match self.top_db {
-            Some(top) => to_db(max(values)) - top,
-            None => f32::NEG_INFINITY,
+        let floor = match (top, clamp) {
+            (Some(top), Some(DbClamp::Peak)) => to_db(max(values)) - top,
+            (Some(top), _) => -top,
+            (None, _) => f32::NEG_INFINITY,
         };
         values.iter_mut().for_each(|v| *v = to_db(*v).max(floor));
+    }
+
+    /// Applies a [`DbClamp::Peak`] `top_db` to dB values converted without
+    /// it (a stream's frames of one model window): afterwards they equal an
+    /// offline conversion of the same window. Does nothing for
+    /// [`DbClamp::Reference`], which each frame applied already, or without
+    /// `top_db`.
+    pub fn clamp_to_peak(&self, values: &mut [f32]) {
+        if let (Some(top), DbClamp::Peak) = (self.top_db, self.clamp) {
+            let floor = max(values) - top;
+            values.iter_mut().for_each(|v| *v = v.max(floor));
+        }
     }
 }
 

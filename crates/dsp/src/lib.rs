@@ -31,6 +31,7 @@ mod mfcc;
 mod resample;
 mod spectrogram;
 mod stft;
+mod stream;
 mod stretch;
 mod wave;
 mod window;
@@ -39,15 +40,16 @@ pub use augment::{
     MaskFill, MaskParam, SpecAugmentConfig, add_noise, add_noise_snr, random_crop, spec_augment,
     standard_normal, time_shift,
 };
-pub use db::{DbConfig, amplitude_to_db, db_to_amplitude, db_to_power, power_to_db};
+pub use db::{DbClamp, DbConfig, amplitude_to_db, db_to_amplitude, db_to_power, power_to_db};
 pub use error::{DspError, Result};
 pub use mel::{MelConfig, MelFilterbank, MelNorm, MelScale, hz_to_mel, mel_to_hz};
 pub use melspec::{LogMelSpectrogram, MelScratch, MelSpectrogram, MelSpectrogramConfig};
 pub use mfcc::{Mfcc, MfccScratch};
-pub use resample::{ResamplerCache, resample};
+pub use resample::{ResamplerCache, StreamResampler, resample};
 pub use rustfft::num_complex::Complex32;
 pub use spectrogram::Spectrogram;
 pub use stft::{PadMode, StftConfig, StftPlan, StftScratch};
+pub use stream::LogMelStream;
 pub use stretch::phase_vocoder;
 pub use wave::{
     Placement, Tail, chunk_ranges, chunks, deinterleave, fix_length, fix_length_into, mix_down,

@@ -73,12 +73,7 @@ impl ResamplerCache {
     /// # Errors
     /// A rate of 0, an empty signal or non-finite samples.
     pub fn resample(&mut self, signal: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
-        if from == 0 {
-            return Err(invalid("from rate", "must be > 0 Hz, got 0"));
-        }
-        if to == 0 {
-            return Err(invalid("to rate", "must be > 0 Hz, got 0"));
-        }
+        check_rates(from, to)?;
         check_signal(signal)?;
         if from == to {
             return Ok(signal.to_vec());
@@ -114,6 +109,183 @@ impl ResamplerCache {
             .map(|c| self.resample(c, from, to))
             .collect()
     }
+}
+
+/// Resamples a mono stream chunk by chunk: the output equals [`resample`]
+/// of the whole signal (the same rubato resampler fed the same blocks, its
+/// delay trimmed), and after the first block nothing is allocated.
+pub struct StreamResampler {
+    from: u32,
+    to: u32,
+    /// `None` when the rates are equal.
+    resampler: Option<Box<dyn Resampler<f32>>>,
+    /// Input waiting for a whole block.
+    input: Vec<f32>,
+    output: Vec<f32>,
+    /// Output frames of the resampler's delay still to drop.
+    to_trim: usize,
+    samples_in: u64,
+    samples_out: u64,
+}
+
+impl fmt::Debug for StreamResampler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamResampler")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("samples_in", &self.samples_in)
+            .field("samples_out", &self.samples_out)
+            .finish()
+    }
+}
+
+impl StreamResampler {
+    /// A stream from `from` Hz to `to` Hz (a pass-through when equal).
+    ///
+    /// # Errors
+    /// A rate of 0, or a resampler rubato cannot build.
+    pub fn new(from: u32, to: u32) -> Result<Self> {
+        check_rates(from, to)?;
+        let resampler = if from == to {
+            None
+        } else {
+            Some(build(from, to)?)
+        };
+        let (block, out, delay) = resampler.as_ref().map_or((0, 0, 0), |r| {
+            (
+                r.input_frames_max(),
+                r.output_frames_max(),
+                r.output_delay(),
+            )
+        });
+        Ok(Self {
+            from,
+            to,
+            resampler,
+            input: Vec::with_capacity(block),
+            output: vec![0.0; out],
+            to_trim: delay,
+            samples_in: 0,
+            samples_out: 0,
+        })
+    }
+
+    /// Input rate in Hz.
+    pub fn from_rate(&self) -> u32 {
+        self.from
+    }
+
+    /// Output rate in Hz.
+    pub fn to_rate(&self) -> u32 {
+        self.to
+    }
+
+    /// Appends `chunk` and hands every output it completes to `on_output`.
+    ///
+    /// # Errors
+    /// Non-finite samples (nothing of the chunk is taken), or a rubato failure.
+    pub fn push(&mut self, chunk: &[f32], mut on_output: impl FnMut(&[f32])) -> Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        check_signal(chunk)?;
+        self.samples_in += chunk.len() as u64;
+        let Some(block) = self.resampler.as_ref().map(|r| r.input_frames_next()) else {
+            self.samples_out += chunk.len() as u64;
+            on_output(chunk);
+            return Ok(());
+        };
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (take, tail) = rest.split_at((block - self.input.len()).min(rest.len()));
+            self.input.extend_from_slice(take);
+            rest = tail;
+            if self.input.len() == block {
+                self.process(None, &mut on_output)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: resamples what is left (padded with silence) up to
+    /// `ceil(samples_in * to / from)` output samples in all, hands it to
+    /// `on_output`, and resets for a new stream.
+    ///
+    /// # Errors
+    /// A rubato failure.
+    pub fn finish(&mut self, mut on_output: impl FnMut(&[f32])) -> Result<()> {
+        if self.resampler.is_some() {
+            let total = (self.samples_in * self.to as u64).div_ceil(self.from as u64);
+            let mut partial = self.input.len();
+            // Each block yields output, so this ends.
+            while self.samples_out < total {
+                self.process(Some(partial), &mut on_output)?;
+                partial = 0;
+            }
+        }
+        self.reset();
+        Ok(())
+    }
+
+    /// Runs one block (`partial`: the valid input frames of a last one)
+    /// and emits its output past the delay, never past the signal's length
+    /// once the stream is finishing.
+    fn process(
+        &mut self,
+        partial: Option<usize>,
+        on_output: &mut impl FnMut(&[f32]),
+    ) -> Result<()> {
+        let (from, to) = (self.from, self.to);
+        let err = |e: &dyn std::error::Error| DspError::Resample {
+            from,
+            to,
+            reason: e.to_string(),
+        };
+        let resampler = self.resampler.as_mut().expect("resampling stream");
+        let frames = resampler.input_frames_next();
+        self.input.resize(frames, 0.0);
+        let input = SequentialSlice::new(&self.input[..], 1, frames).map_err(|e| err(&e))?;
+        let out_len = self.output.len();
+        let mut output =
+            SequentialSlice::new_mut(&mut self.output[..], 1, out_len).map_err(|e| err(&e))?;
+        let indexing = partial.map(|n| rubato::Indexing::new().partial_len(n));
+        let (_, produced) = resampler
+            .process_into_buffer(&input, &mut output, indexing.as_ref())
+            .map_err(|e| err(&e))?;
+        self.input.clear();
+        let skip = self.to_trim.min(produced);
+        self.to_trim -= skip;
+        let mut emit = &self.output[skip..produced];
+        if partial.is_some() {
+            let total = (self.samples_in * to as u64).div_ceil(from as u64);
+            let left = total.saturating_sub(self.samples_out) as usize;
+            emit = &emit[..emit.len().min(left)];
+        }
+        self.samples_out += emit.len() as u64;
+        on_output(emit);
+        Ok(())
+    }
+
+    /// Forgets the stream so far.
+    pub fn reset(&mut self) {
+        if let Some(r) = &mut self.resampler {
+            r.reset();
+            self.to_trim = r.output_delay();
+        }
+        self.input.clear();
+        self.samples_in = 0;
+        self.samples_out = 0;
+    }
+}
+
+fn check_rates(from: u32, to: u32) -> Result<()> {
+    if from == 0 {
+        return Err(invalid("from rate", "must be > 0 Hz, got 0"));
+    }
+    if to == 0 {
+        return Err(invalid("to rate", "must be > 0 Hz, got 0"));
+    }
+    Ok(())
 }
 
 fn build(from: u32, to: u32) -> Result<Box<dyn Resampler<f32>>> {
@@ -280,5 +452,57 @@ mod tests {
     fn very_short_clips_resample() {
         let y = resample(&[0.5], 8000, 16000).unwrap();
         assert_eq!(y.len(), 2);
+    }
+
+    /// `signal` through a [`StreamResampler`] in chunks of `size`.
+    fn streamed(signal: &[f32], from: u32, to: u32, size: usize) -> Vec<f32> {
+        let mut stream = StreamResampler::new(from, to).unwrap();
+        let mut out = Vec::new();
+        for chunk in signal.chunks(size) {
+            stream.push(chunk, |o| out.extend_from_slice(o)).unwrap();
+        }
+        stream.finish(|o| out.extend_from_slice(o)).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_stream_resamples_exactly_as_the_whole_clip() {
+        let x: Vec<f32> = sine(1000.0, 48000, 0.7)
+            .iter()
+            .zip(sine(7300.0, 48000, 0.7))
+            .map(|(a, b)| a * 0.5 + b * 0.3)
+            .collect();
+        for (from, to) in [
+            (48000, 22050),
+            (44100, 16000),
+            (44100, 22050),
+            (16000, 16000),
+            (44101, 16000),
+        ] {
+            let x = &x[..(from as usize * 7 / 10).min(x.len())];
+            let whole = resample(x, from, to).unwrap();
+            for size in [1, 7, 512, 4096, 100_000] {
+                let got = streamed(x, from, to, size);
+                assert_eq!(got.len(), whole.len(), "{from}->{to} by {size}");
+                for (i, (a, b)) in got.iter().zip(&whole).enumerate() {
+                    assert!(
+                        (a - b).abs() < 1e-6,
+                        "{from}->{to} by {size} at {i}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_rejects_a_non_finite_chunk_and_zero_rates() {
+        let mut stream = StreamResampler::new(48000, 16000).unwrap();
+        assert!(stream.push(&[0.0, f32::INFINITY], |_| {}).is_err());
+        assert!(StreamResampler::new(0, 16000).is_err());
+        assert!(StreamResampler::new(16000, 0).is_err());
+        // Nothing in, nothing out.
+        let mut n = 0;
+        stream.finish(|o| n += o.len()).unwrap();
+        assert_eq!(n, 0);
     }
 }

@@ -1,5 +1,7 @@
 //! Times training steps of a reference model, for profiling:
-//! `cargo run --release -p hark-models --example step_profile -- crnn 10`.
+//! `cargo run --release -p hark-models --example step_profile -- crnn 10`;
+//! `snap_rnn 50 173` times the snap detector (batch 8, 2 classes) on 173
+//! frames.
 
 use std::time::Instant;
 
@@ -13,7 +15,21 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "audio_cnn".into());
     let steps: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
-    let (spec, shape) = match which.as_str() {
+    let frames: Option<usize> = args.next().and_then(|s| s.parse().ok());
+    let (batch, classes) = if which == "snap_rnn" {
+        (8, 2)
+    } else {
+        (16, 10)
+    };
+    let (spec, mut shape) = match which.as_str() {
+        "snap_rnn" => (
+            ModelSpec::SnapRnn(Default::default()),
+            InputShape {
+                channels: 1,
+                height: 40,
+                frames: 50,
+            },
+        ),
         "crnn" => (
             ModelSpec::Crnn(Default::default()),
             InputShape {
@@ -31,18 +47,21 @@ fn main() {
             },
         ),
     };
-    let model = Model::new(&spec, 10, shape, 0).unwrap();
-    let n = 16 * shape.channels * shape.height * shape.frames;
+    if let Some(frames) = frames {
+        shape.frames = frames;
+    }
+    let model = Model::new(&spec, classes, shape, 0).unwrap();
+    let n = batch * shape.channels * shape.height * shape.frames;
     let v: Vec<f32> = (0..n)
         .map(|i| ((i as f32) * 0.618).fract() * 2.0 - 1.0)
         .collect();
     let x = Tensor::from_vec(
         v,
-        (16, shape.channels, shape.height, shape.frames),
+        (batch, shape.channels, shape.height, shape.frames),
         &Device::Cpu,
     )
     .unwrap();
-    let labels: Vec<usize> = (0..16).map(|i| i % 10).collect();
+    let labels: Vec<usize> = (0..batch).map(|i| i % classes).collect();
     let mut times = Vec::new();
     for _ in 0..steps {
         let t0 = Instant::now();
@@ -68,6 +87,10 @@ fn main() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2] * 1e3
     };
+    println!(
+        "{which} {shape:?} batch {batch}: {:.0} samples/s",
+        batch as f64 / median(|t| t.2) * 1e3
+    );
     println!(
         "median of {steps}: forward {:.2} ms, backward {:.2} ms, step {:.2} ms",
         median(|t| t.0),
