@@ -50,6 +50,16 @@ pub trait AudioModel: Send + Sync + std::fmt::Debug {
         trace: &mut Trace,
     ) -> Result<Tensor>;
 
+    /// A stream that carries the model's state from frame to frame, for an
+    /// architecture that has one; `None` for the rest, which stream
+    /// through a [`WindowStream`](crate::WindowStream).
+    ///
+    /// # Errors
+    /// Only if the weights cannot be read.
+    fn recurrent_stream(&self) -> Result<Option<Box<dyn crate::FrameStream>>> {
+        Ok(None)
+    }
+
     /// [`forward_traced`](Self::forward_traced) without a trace.
     ///
     /// # Errors
@@ -200,6 +210,14 @@ impl Model {
     /// Restores [`dropout_step`](Self::dropout_step) for a resumed run.
     pub fn set_dropout_step(&self, step: u64) {
         self.net.dropout_rng().set_step(step);
+    }
+
+    /// See [`AudioModel::recurrent_stream`].
+    ///
+    /// # Errors
+    /// As [`AudioModel::recurrent_stream`].
+    pub fn recurrent_stream(&self) -> Result<Option<Box<dyn crate::FrameStream>>> {
+        self.net.recurrent_stream()
     }
 
     /// The network itself.

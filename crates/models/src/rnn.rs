@@ -4,9 +4,8 @@
 //!
 //! candle-nn's LSTM is a single layer stepped one matrix product at a time;
 //! here each layer projects all time steps' inputs in one matrix product and
-//! only the hidden-to-hidden product runs per step. The same cell function
-//! serves the batch [`Recurrent::forward`] and the streaming
-//! [`Recurrent::step`], so both give the same numbers.
+//! only the hidden-to-hidden product runs per step (for the tanh cell, the
+//! whole recurrence is one op with its own backward pass).
 
 use std::fmt;
 
@@ -14,6 +13,7 @@ use candle_core::{D, Module, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::ops::act::sigmoid;
+use crate::ops::scan::tanh_scan;
 use crate::{Init, Result};
 
 /// The recurrent cell.
@@ -51,14 +51,6 @@ pub struct Recurrent {
     input_size: usize,
     hidden: usize,
     layers: Vec<Layer>,
-}
-
-/// The state carried between [`Recurrent::step`] calls: per layer `h` (and
-/// `c` for an LSTM), each `[B, H]`.
-#[derive(Debug, Clone, Default)]
-pub struct RecurrentState {
-    h: Vec<Tensor>,
-    c: Vec<Tensor>,
 }
 
 /// A stacked `nn.RNN(nonlinearity="tanh")` with its tensors from `vb`,
@@ -132,26 +124,20 @@ impl Recurrent {
         self.hidden
     }
 
-    /// One step of layer `layer` from its projected input `xp` `[B, G*H]`;
-    /// updates `h` (and `c`) in place.
-    fn cell(
-        &self,
+    /// One LSTM step of layer `layer` from its projected input `xp`
+    /// `[B, 4H]`; updates `h` and `c` in place.
+    fn lstm_cell(
         layer: &Layer,
         xp: &Tensor,
         h: &mut Tensor,
         c: &mut Tensor,
     ) -> candle_core::Result<()> {
         let pre = (xp + h.matmul(&layer.w_hh.t()?)?)?;
-        match self.cell {
-            Cell::Tanh => *h = pre.tanh()?,
-            Cell::Lstm => {
-                let gates = pre.chunk(4, D::Minus1)?;
-                let (i, f) = (sigmoid(&gates[0])?, sigmoid(&gates[1])?);
-                let (g, o) = (gates[2].tanh()?, sigmoid(&gates[3])?);
-                *c = ((f * &*c)? + (i * g)?)?;
-                *h = (o * c.tanh()?)?;
-            }
-        }
+        let gates = pre.chunk(4, D::Minus1)?;
+        let (i, f) = (sigmoid(&gates[0])?, sigmoid(&gates[1])?);
+        let (g, o) = (gates[2].tanh()?, sigmoid(&gates[3])?);
+        *c = ((f * &*c)? + (i * g)?)?;
+        *h = (o * c.tanh()?)?;
         Ok(())
     }
 
@@ -172,11 +158,17 @@ impl Recurrent {
         let mut seq = x.clone();
         for layer in &self.layers {
             let xp = layer.project(&seq)?;
+            if self.cell == Cell::Tanh {
+                seq = tanh_scan(&xp, &layer.w_hh)?;
+                continue;
+            }
+            // The LSTM steps in candle ops: its gates are a quarter of the
+            // CRNN's step, which already beats PyTorch.
             let mut h = Tensor::zeros((b, self.hidden), x.dtype(), x.device())?;
             let mut c = h.clone();
             let mut outs = Vec::with_capacity(t);
             for step in 0..t {
-                self.cell(layer, &xp.narrow(1, step, 1)?.squeeze(1)?, &mut h, &mut c)?;
+                Self::lstm_cell(layer, &xp.narrow(1, step, 1)?.squeeze(1)?, &mut h, &mut c)?;
                 outs.push(h.clone());
             }
             seq = Tensor::stack(&outs, 1)?;
@@ -184,33 +176,22 @@ impl Recurrent {
         Ok(seq)
     }
 
-    /// Feeds one frame `x` `[B, F]` and returns the top layer's output
-    /// `[B, H]`; `state` starts empty (zeros) and carries over.
+    /// The cell type.
+    pub fn cell_kind(&self) -> Cell {
+        self.cell
+    }
+
+    /// Each layer's `W_ih` `[G*H, in]` and `W_hh` `[G*H, H]`, row-major, and
+    /// `b_ih + b_hh`: what a frame-by-frame stream computes with.
     ///
     /// # Errors
-    /// When `x` is not `[B, input_size]`.
-    pub fn step(&self, x: &Tensor, state: &mut RecurrentState) -> Result<Tensor> {
-        let (b, f) = x.dims2()?;
-        if f != self.input_size {
-            return Err(crate::Error::Layer(format!(
-                "recurrent step expects [B, {}], got {:?}",
-                self.input_size,
-                x.dims()
-            )));
-        }
-        if state.h.len() != self.layers.len() {
-            let zero = Tensor::zeros((b, self.hidden), x.dtype(), x.device())?;
-            state.h = vec![zero.clone(); self.layers.len()];
-            state.c = vec![zero; self.layers.len()];
-        }
-        let mut input = x.clone();
-        for (k, layer) in self.layers.iter().enumerate() {
-            // Project as `forward` does, over a length-1 time axis.
-            let xp = layer.project(&input.unsqueeze(1)?)?.squeeze(1)?;
-            self.cell(layer, &xp, &mut state.h[k], &mut state.c[k])?;
-            input = state.h[k].clone();
-        }
-        Ok(input)
+    /// Only if a tensor cannot be read.
+    pub(crate) fn layer_values(&self) -> Result<Vec<[Vec<f32>; 3]>> {
+        let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
+        self.layers
+            .iter()
+            .map(|l| Ok([flat(&l.w_ih)?, flat(&l.w_hh)?, flat(&(&l.b_ih + &l.b_hh)?)?]))
+            .collect()
     }
 }
 

@@ -1,17 +1,15 @@
 //! Seed 000's finger-snap detector: an Elman RNN with a learned weighting
-//! over time, and a streaming API for real-time use.
+//! over time, and its frame-by-frame stream for real-time use.
 
-use std::collections::VecDeque;
-
-use candle_core::{DType, Device, Module, ModuleT, Tensor};
+use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::loss::softmax;
+use crate::stream::{FrameStream, check_frame};
 use crate::summary::Trace;
 use crate::{
-    AudioModel, Dropout, DropoutRng, Error, InputShape, Linear, Recurrent, RecurrentState, Result,
-    dropout, linear, rnn,
+    AudioModel, Dropout, DropoutRng, Error, InputShape, Linear, Recurrent, Result, dropout, linear,
+    rnn,
 };
 
 /// Options of [`SnapRnn`].
@@ -42,7 +40,8 @@ impl Default for SnapRnnConfig {
 /// steps), `head`: Linear(hidden, classes).
 ///
 /// 4,597 trainable parameters for 40 features, 50 frames, the default
-/// sizes and 2 classes. [`SnapRnn::stream`] feeds one frame at a time.
+/// sizes and 2 classes. [`AudioModel::recurrent_stream`] feeds it one
+/// frame at a time ([`SnapRnnStream`]).
 #[derive(Debug)]
 pub struct SnapRnn {
     dropout_rng: DropoutRng,
@@ -106,15 +105,6 @@ impl SnapRnn {
             }),
         }
     }
-
-    /// A real-time detector over this model (eval mode).
-    pub fn stream(&self) -> SnapStream<'_> {
-        SnapStream {
-            model: self,
-            state: RecurrentState::default(),
-            window: VecDeque::new(),
-        }
-    }
 }
 
 impl AudioModel for SnapRnn {
@@ -124,6 +114,10 @@ impl AudioModel for SnapRnn {
 
     fn name(&self) -> &'static str {
         "SnapRnn"
+    }
+
+    fn recurrent_stream(&self) -> Result<Option<Box<dyn FrameStream>>> {
+        Ok(Some(Box::new(SnapRnnStream::new(self)?)))
     }
 
     fn forward_traced(
@@ -145,64 +139,123 @@ impl AudioModel for SnapRnn {
     }
 }
 
-/// Feeds a [`SnapRnn`] one spectrogram frame at a time.
+/// Feeds a [`SnapRnn`] one spectrogram frame at a time, in plain loops over
+/// a copy of its weights (a few thousand multiply-adds per frame).
 ///
 /// The RNN state carries over from frame to frame; the time weighting is
 /// applied to the last `T` top-layer outputs (zeros before the stream
 /// began), so after exactly `T` frames the probabilities equal those of the
 /// batch forward pass over those frames, and later ones weight a sliding
-/// window.
-#[derive(Debug)]
-pub struct SnapStream<'a> {
-    model: &'a SnapRnn,
-    state: RecurrentState,
-    window: VecDeque<Vec<f32>>,
+/// window over a state that remembers (fading) everything before it.
+#[derive(Debug, Clone)]
+pub struct SnapRnnStream {
+    input: usize,
+    hidden: usize,
+    /// Per layer: `W_ih`, `W_hh`, `b_ih + b_hh`.
+    layers: Vec<[Vec<f32>; 3]>,
+    /// Per layer, `h`.
+    state: Vec<Vec<f32>>,
+    time_weights: Vec<f32>,
+    time_bias: f32,
+    head: Vec<f32>,
+    head_bias: Vec<f32>,
+    /// The last `T` top-layer outputs, frame-major, oldest at `next`.
+    window: Vec<f32>,
+    next: usize,
+    pre: Vec<f32>,
+    mixed: Vec<f32>,
+    probabilities: Vec<f32>,
 }
 
-impl SnapStream<'_> {
-    /// Consumes one frame of `F` features and returns the class
-    /// probabilities (index 1 is "snap" for a two-class detector).
-    ///
-    /// # Errors
-    /// [`Error::Input`] when the frame does not have `F` values.
-    pub fn step(&mut self, frame: &[f32]) -> Result<Vec<f32>> {
-        let m = self.model;
-        if frame.len() != m.input.height {
-            return Err(Error::Input {
-                model: "SnapRnn",
-                expected: format!("frames of {} features", m.input.height),
-                got: vec![frame.len()],
-            });
-        }
-        let x = Tensor::from_slice(frame, (1, frame.len()), &Device::Cpu)?;
-        let h = m
-            .rnn
-            .step(&x, &mut self.state)?
-            .squeeze(0)?
-            .to_vec1::<f32>()?;
-        let t = m.input.frames;
-        if self.window.is_empty() {
-            self.window = std::iter::repeat_n(vec![0.0; h.len()], t).collect();
-        }
-        self.window.pop_front();
-        self.window.push_back(h);
-        // Through the same Linear as the batch path: [1, H, T] -> [1, H, 1].
-        let hidden = self.window[0].len();
-        let mut ht = vec![0.0f32; hidden * t];
-        for (step, v) in self.window.iter().enumerate() {
-            for (j, &x) in v.iter().enumerate() {
-                ht[j * t + step] = x;
-            }
-        }
-        let ht = Tensor::from_vec(ht, (1, hidden, t), &Device::Cpu)?;
-        let z = m.time_fc.forward(&ht)?.squeeze(2)?;
-        let p = softmax(&m.head.forward(&z)?.to_dtype(DType::F32)?)?;
-        Ok(p.squeeze(0)?.to_vec1()?)
+impl SnapRnnStream {
+    fn new(model: &SnapRnn) -> Result<Self> {
+        let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
+        let hidden = model.rnn.hidden_size();
+        let layers = model.rnn.layer_values()?;
+        Ok(Self {
+            input: model.input.height,
+            hidden,
+            state: vec![vec![0.0; hidden]; layers.len()],
+            layers,
+            time_weights: flat(model.time_fc.weight())?,
+            time_bias: flat(model.time_fc.bias())?[0],
+            head: flat(model.head.weight())?,
+            head_bias: flat(model.head.bias())?,
+            window: vec![0.0; hidden * model.input.frames],
+            next: 0,
+            pre: vec![0.0; hidden],
+            mixed: vec![0.0; hidden],
+            probabilities: vec![0.0; model.head.out_features()],
+        })
+    }
+}
+
+/// `out[j] = b[j] + sum_k w[j, k] x[k]` for a row-major `w`.
+fn affine(out: &mut [f32], w: &[f32], b: &[f32], x: &[f32]) {
+    for ((o, row), &bj) in out.iter_mut().zip(w.chunks_exact(x.len())).zip(b) {
+        *o = bj + row.iter().zip(x).map(|(w, x)| w * x).sum::<f32>();
+    }
+}
+
+impl FrameStream for SnapRnnStream {
+    fn frame_len(&self) -> usize {
+        self.input
     }
 
-    /// Forgets every frame seen.
-    pub fn reset(&mut self) {
-        self.state = RecurrentState::default();
-        self.window.clear();
+    fn push(&mut self, frame: &[f32]) -> Result<Option<&[f32]>> {
+        check_frame("SnapRnn", frame, self.input)?;
+        let h = self.hidden;
+        for (k, [w_ih, w_hh, bias]) in self.layers.iter().enumerate() {
+            let (below, rest) = self.state.split_at_mut(k);
+            let x = below.last().map_or(frame, |v| v.as_slice());
+            affine(&mut self.pre, w_ih, bias, x);
+            let state = &mut rest[0];
+            for (p, row) in self.pre.iter_mut().zip(w_hh.chunks_exact(h)) {
+                *p += row
+                    .iter()
+                    .zip(state.iter())
+                    .map(|(w, s)| w * s)
+                    .sum::<f32>();
+            }
+            state
+                .iter_mut()
+                .zip(&self.pre)
+                .for_each(|(s, p)| *s = p.tanh());
+        }
+        let top = self.state.last().expect("at least one layer");
+        self.window[self.next * h..][..h].copy_from_slice(top);
+        let frames = self.time_weights.len();
+        self.next = (self.next + 1) % frames;
+        // time_fc over the window, oldest step first.
+        self.mixed.fill(self.time_bias);
+        for (t, &w) in self.time_weights.iter().enumerate() {
+            let out = &self.window[((self.next + t) % frames) * h..][..h];
+            self.mixed
+                .iter_mut()
+                .zip(out)
+                .for_each(|(m, o)| *m += w * o);
+        }
+        affine(
+            &mut self.probabilities,
+            &self.head,
+            &self.head_bias,
+            &self.mixed,
+        );
+        softmax_in_place(&mut self.probabilities);
+        Ok(Some(&self.probabilities))
     }
+
+    fn reset(&mut self) {
+        self.state.iter_mut().for_each(|s| s.fill(0.0));
+        self.window.fill(0.0);
+        self.next = 0;
+    }
+}
+
+/// Softmax of a few logits, in place.
+fn softmax_in_place(x: &mut [f32]) {
+    let max = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    x.iter_mut().for_each(|v| *v = (*v - max).exp());
+    let sum: f32 = x.iter().sum();
+    x.iter_mut().for_each(|v| *v /= sum);
 }

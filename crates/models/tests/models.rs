@@ -3,8 +3,8 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use hark_models::{
-    AudioCnnConfig, CrnnConfig, Error, InputShape, Model, ModelSpec, SmallCnnConfig, SnapRnn,
-    SnapRnnConfig, VggConfig, VggMConfig, cross_entropy, softmax,
+    AudioCnnConfig, CrnnConfig, Error, FrameStream, InputShape, Model, ModelSpec, SmallCnnConfig,
+    SnapRnnConfig, VggConfig, VggMConfig, WindowStream, cross_entropy, softmax,
 };
 
 fn shape(channels: usize, height: usize, frames: usize) -> InputShape {
@@ -358,28 +358,83 @@ fn same_seed_same_weights_and_outputs() {
 #[test]
 fn streaming_the_snap_detector_frame_by_frame_equals_the_batch_forward() {
     let input = shape(1, 40, 50);
-    let store = hark_models::ParamStore::new(9);
-    let model = SnapRnn::new(&SnapRnnConfig::default(), 2, input, store.var_builder()).unwrap();
+    let model = Model::new(&ModelSpec::SnapRnn(SnapRnnConfig::default()), 2, input, 9).unwrap();
     let x = randn(&[1, 50, 40], 11);
-    let batch = softmax(&hark_models::AudioModel::forward_masked(&model, &x, None, false).unwrap())
-        .unwrap();
+    let batch = softmax(&model.forward_masked(&x, None, false).unwrap()).unwrap();
     let batch: Vec<f32> = batch.squeeze(0).unwrap().to_vec1().unwrap();
     let frames: Vec<Vec<f32>> = x.squeeze(0).unwrap().to_vec2().unwrap();
-    let mut stream = model.stream();
+    let mut stream = model.recurrent_stream().unwrap().expect("SnapRnn streams");
+    assert_eq!(stream.frame_len(), 40);
     let mut last = Vec::new();
     for f in &frames {
-        last = stream.step(f).unwrap();
+        last = stream
+            .push(f)
+            .unwrap()
+            .expect("an output every frame")
+            .to_vec();
     }
     for (a, b) in last.iter().zip(&batch) {
-        assert!((a - b).abs() < 1e-6, "{last:?} vs {batch:?}");
+        assert!((a - b).abs() < 1e-5, "{last:?} vs {batch:?}");
     }
     // After a reset the same frames give the same answer again.
     stream.reset();
     for f in &frames {
-        last = stream.step(f).unwrap();
+        last = stream.push(f).unwrap().unwrap().to_vec();
     }
-    assert!((last[1] - batch[1]).abs() < 1e-6);
-    assert!(stream.step(&[0.0; 3]).is_err());
+    assert!((last[1] - batch[1]).abs() < 1e-5);
+    assert!(stream.push(&[0.0; 3]).is_err());
+    // Models without state have no recurrent stream.
+    let cnn = Model::new(
+        &ModelSpec::SmallCnn(Default::default()),
+        3,
+        shape(1, 40, 50),
+        0,
+    )
+    .unwrap();
+    assert!(cnn.recurrent_stream().unwrap().is_none());
+}
+
+#[test]
+fn a_window_stream_evaluates_the_last_frames_every_hop() {
+    let input = shape(2, 40, 20);
+    let model = Model::new(&ModelSpec::SmallCnn(Default::default()), 3, input, 1).unwrap();
+    let frames: Vec<Vec<f32>> = randn(&[70, 40], 5).to_vec2().unwrap();
+    // Each window is scaled by `prepare` before the model sees it.
+    let mut stream = WindowStream::new(
+        &model,
+        7,
+        Box::new(|w| w.iter_mut().for_each(|v| *v *= 0.5)),
+    )
+    .unwrap();
+    let mut outputs = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        if let Some(p) = stream.push(f).unwrap() {
+            outputs.push((i, p.to_vec()));
+        }
+    }
+    // Full at frame 19, then every 7 frames.
+    let at: Vec<usize> = outputs.iter().map(|o| o.0).collect();
+    assert_eq!(at, [19, 26, 33, 40, 47, 54, 61, 68]);
+    for (end, probs) in outputs {
+        let mut window = vec![0.0f32; 40 * 20];
+        for t in 0..20 {
+            for m in 0..40 {
+                window[m * 20 + t] = frames[end + 1 - 20 + t][m] * 0.5;
+            }
+        }
+        let x = Tensor::from_vec(window, (1, 1, 40, 20), &Device::Cpu)
+            .unwrap()
+            .repeat((1, 2, 1, 1))
+            .unwrap();
+        let want: Vec<f32> = softmax(&model.forward_masked(&x, None, false).unwrap())
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(probs, want, "window ending at {end}");
+    }
+    assert!(WindowStream::new(&model, 0, Box::new(|_| {})).is_err());
 }
 
 /// Adam (Kingma & Ba), written out: the optimizer of the overfit test.

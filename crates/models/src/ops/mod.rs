@@ -9,3 +9,4 @@ pub(crate) mod buffers;
 pub(crate) mod conv;
 pub(crate) mod conv_bn;
 pub(crate) mod pool;
+pub(crate) mod scan;

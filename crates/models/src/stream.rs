@@ -1,0 +1,153 @@
+//! Streaming inference: feature frames in one at a time, class
+//! probabilities out. A model with a recurrent stream ([`SnapRnn`]) carries
+//! its state from frame to frame; any model can run through a
+//! [`WindowStream`], which keeps the last `N` frames and evaluates them
+//! every `H` frames.
+//!
+//! [`SnapRnn`]: crate::SnapRnn
+
+use std::fmt;
+
+use candle_core::{Device, Tensor};
+
+use crate::{Error, Model, Result, softmax};
+
+/// A model fed one feature frame at a time.
+pub trait FrameStream: Send + fmt::Debug {
+    /// Values per frame (mel bands).
+    fn frame_len(&self) -> usize;
+
+    /// Feeds one frame. Returns the class probabilities when the model has
+    /// an output at this frame.
+    ///
+    /// # Errors
+    /// [`Error::Input`] for a frame of the wrong length, or a failed forward pass.
+    fn push(&mut self, frame: &[f32]) -> Result<Option<&[f32]>>;
+
+    /// Forgets every frame seen.
+    fn reset(&mut self);
+}
+
+/// Checks a frame's length for a stream named `model`.
+pub(crate) fn check_frame(model: &'static str, frame: &[f32], len: usize) -> Result<()> {
+    if frame.len() == len {
+        return Ok(());
+    }
+    Err(Error::Input {
+        model,
+        expected: format!("frames of {len} features"),
+        got: vec![frame.len()],
+    })
+}
+
+/// Turns a window `[n_mels, frames]` into what the model was trained on
+/// (the dB clamp against the window's peak, per-example normalisation).
+pub type PrepareWindow<'a> = Box<dyn FnMut(&mut [f32]) + Send + 'a>;
+
+/// Runs any [`Model`] over a sliding window: the last `frames` frames (the
+/// model's input length), evaluated once the window is full and then every
+/// `hop` frames. A mono window is repeated over the channels of a model
+/// trained on more.
+pub struct WindowStream<'a> {
+    model: &'a Model,
+    frames: usize,
+    hop: usize,
+    height: usize,
+    /// The last `frames` frames, frame-major, oldest at `next` once full.
+    ring: Vec<f32>,
+    next: usize,
+    seen: usize,
+    since: usize,
+    window: Vec<f32>,
+    prepare: PrepareWindow<'a>,
+    probabilities: Vec<f32>,
+}
+
+impl fmt::Debug for WindowStream<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowStream")
+            .field("frames", &self.frames)
+            .field("hop", &self.hop)
+            .field("seen", &self.seen)
+            .finish()
+    }
+}
+
+impl<'a> WindowStream<'a> {
+    /// A window of the model's input length, evaluated every `hop` frames,
+    /// each window passed through `prepare` first.
+    ///
+    /// # Errors
+    /// [`Error::Spec`] for a zero hop.
+    pub fn new(model: &'a Model, hop: usize, prepare: PrepareWindow<'a>) -> Result<Self> {
+        if hop == 0 {
+            return Err(Error::Spec {
+                field: "hop",
+                rule: "must be at least 1 frame",
+                got: "0".into(),
+            });
+        }
+        let shape = model.input_shape();
+        Ok(Self {
+            model,
+            frames: shape.frames,
+            hop,
+            height: shape.height,
+            ring: vec![0.0; shape.frames * shape.height],
+            next: 0,
+            seen: 0,
+            since: 0,
+            window: vec![0.0; shape.frames * shape.height],
+            prepare,
+            probabilities: Vec::new(),
+        })
+    }
+
+    /// The window's length in frames.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+}
+
+impl FrameStream for WindowStream<'_> {
+    fn frame_len(&self) -> usize {
+        self.height
+    }
+
+    fn push(&mut self, frame: &[f32]) -> Result<Option<&[f32]>> {
+        check_frame("WindowStream", frame, self.height)?;
+        let (f, n) = (self.height, self.frames);
+        self.ring[self.next * f..][..f].copy_from_slice(frame);
+        self.next = (self.next + 1) % n;
+        self.seen += 1;
+        self.since += 1;
+        if self.seen < n || (self.seen > n && self.since < self.hop) {
+            return Ok(None);
+        }
+        self.since = 0;
+        // Oldest frame first, transposed to [n_mels, frames].
+        for t in 0..n {
+            let src = &self.ring[((self.next + t) % n) * f..][..f];
+            for (m, &v) in src.iter().enumerate() {
+                self.window[m * n + t] = v;
+            }
+        }
+        (self.prepare)(&mut self.window);
+        let channels = self.model.input_shape().channels;
+        let x = Tensor::from_slice(&self.window, (1, 1, f, n), &Device::Cpu)?;
+        let x = if channels > 1 {
+            x.repeat((1, channels, 1, 1))?
+        } else {
+            x
+        };
+        let logits = self.model.forward_masked(&x, None, false)?;
+        self.probabilities = softmax(&logits)?.squeeze(0)?.to_vec1()?;
+        Ok(Some(&self.probabilities))
+    }
+
+    fn reset(&mut self) {
+        self.next = 0;
+        self.seen = 0;
+        self.since = 0;
+    }
+}
