@@ -52,6 +52,7 @@ mod folders;
 mod fsutil;
 mod loader;
 mod manifest;
+mod pcm_stream;
 mod riff;
 mod speakers;
 mod split;
@@ -73,6 +74,7 @@ pub use folders::{
 };
 pub use fsutil::write_atomic;
 pub use loader::{Batch, Batches, Loader, LoaderConfig, Normalization, dataset_stats};
+pub use pcm_stream::{PcmFormat, PcmStream, SampleFormat};
 pub use riff::{Codec, WavInfo, inspect};
 pub use speakers::{load_speakers, read_phase_map, write_phase_map};
 pub use split::{Split, SplitRatios, fold_split, stratified_split};

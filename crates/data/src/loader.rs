@@ -304,6 +304,21 @@ impl Iterator for Batches {
     }
 }
 
+impl Normalization {
+    /// Normalises one example (a streamed window) in place: per batch and
+    /// per example are the same for a batch of one.
+    pub fn apply_one(&self, values: &mut [f32]) {
+        let len = values.len();
+        normalize(values, &[len], [1, 1, 1, len], *self);
+    }
+
+    /// Whether each value is normalised without looking at the others, so
+    /// that a stream can normalise frame by frame.
+    pub fn is_pointwise(&self) -> bool {
+        matches!(self, Self::None | Self::Dataset { .. })
+    }
+}
+
 /// Normalises a padded batch in place; statistics count real frames only.
 fn normalize(data: &mut [f32], lengths: &[usize], [b, c, m, t]: [usize; 4], how: Normalization) {
     let per_example = c * m * t;

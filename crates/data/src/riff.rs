@@ -163,7 +163,7 @@ pub(crate) fn scan<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<WavInf
     }
 }
 
-fn parse_fmt(
+pub(crate) fn parse_fmt(
     fmt: &[u8],
     fact_frames: Option<u64>,
     data_offset: u64,
@@ -212,10 +212,10 @@ fn parse_fmt(
         }
     };
     let frames = match codec {
-        Codec::MsAdpcm | Codec::ImaAdpcm => fact_frames.unwrap_or_else(|| {
-            let per_block = adpcm_frames_per_block(codec, fmt, block_align, channels);
-            data_len / block_align as u64 * per_block
-        }),
+        Codec::MsAdpcm | Codec::ImaAdpcm => {
+            let per_block = adpcm_frames_per_block(codec, fmt, block_align, channels)?;
+            fact_frames.unwrap_or(data_len / block_align as u64 * per_block)
+        }
         _ => data_len / block_align as u64,
     };
     Ok(WavInfo {
@@ -234,17 +234,31 @@ fn parse_fmt(
 
 /// Frames per ADPCM block: from the fmt extension when present, else from
 /// the block layout.
-fn adpcm_frames_per_block(codec: Codec, fmt: &[u8], block_align: u16, channels: u16) -> u64 {
-    if fmt.len() >= 20 {
-        return u16::from_le_bytes([fmt[18], fmt[19]]) as u64;
-    }
+///
+/// # Errors
+/// A block too small to hold each channel's header.
+fn adpcm_frames_per_block(
+    codec: Codec,
+    fmt: &[u8],
+    block_align: u16,
+    channels: u16,
+) -> std::result::Result<u64, String> {
+    // IMA: a 4-byte header per channel, then 4 bits per sample, plus the
+    // header's sample. MS: a 7-byte header per channel holding two samples.
+    let (header, extra) = match codec {
+        Codec::ImaAdpcm => (4, 1),
+        _ => (7, 2),
+    };
     let (align, ch) = (block_align as u64, channels as u64);
-    match codec {
-        // 4-byte header per channel, then 4 bits per sample; plus the header's sample.
-        Codec::ImaAdpcm => (align - 4 * ch) * 2 / ch + 1,
-        // 7-byte header per channel holding two samples.
-        _ => (align - 7 * ch) * 2 / ch + 2,
+    let Some(body) = align.checked_sub(header * ch) else {
+        return Err(format!(
+            "block align {align} cannot hold the {header}-byte headers of {ch} channels"
+        ));
+    };
+    if fmt.len() >= 20 {
+        return Ok(u16::from_le_bytes([fmt[18], fmt[19]]) as u64);
     }
+    Ok(body * 2 / ch + extra)
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
