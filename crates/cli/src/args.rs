@@ -9,7 +9,7 @@ use hark_cli::download::Source;
 use hark_data::{Split, SynthConfig};
 use hark_train::{ExperimentConfig, RunDir};
 
-use crate::flags::{Command, ConfigArgs, Dataset, EvalSplit, Inspect, PredictArgs};
+use crate::flags::{Command, ConfigArgs, Dataset, EvalSplit, Inspect, ListenArgs, PredictArgs};
 
 /// A command, ready to run.
 #[derive(Debug)]
@@ -45,6 +45,13 @@ pub enum Task {
         run: RunDir,
         /// The flags (files, output format).
         args: PredictArgs,
+    },
+    /// Detect events in a stream.
+    Listen {
+        /// The run.
+        run: RunDir,
+        /// The flags.
+        args: ListenArgs,
     },
     /// Fill the feature cache.
     Features(Box<ExperimentConfig>),
@@ -154,6 +161,10 @@ impl Task {
                 },
             },
             Command::Predict(args) => Self::Predict {
+                run: RunDir::open(&args.checkpoint)?,
+                args,
+            },
+            Command::Listen(args) => Self::Listen {
                 run: RunDir::open(&args.checkpoint)?,
                 args,
             },

@@ -47,6 +47,7 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
         }
         Task::Eval { run, fold, split } => eval(&run, fold, split, bars, out)?,
         Task::Predict { run, args } => predict(&run, &args, out)?,
+        Task::Listen { run, args } => crate::listen::listen(&run, &args, out)?,
         Task::Features(config) => {
             let p = prepared(&config, bars)?;
             writeln!(
@@ -83,10 +84,7 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
             }
         }
         Task::InspectDataset(config) => {
-            let options = hark_data::LoadOptions {
-                classes: config.data.classes.clone(),
-                strict: config.data.strict,
-            };
+            let options = config.data.load_options();
             let d = hark_data::open_dataset(config.data.kind, &config.data.path, &options)?;
             let classes: Vec<_> = (d.classes.iter().zip(d.class_counts()))
                 .map(|(c, n)| serde_json::json!({"class": c, "examples": n}))

@@ -85,6 +85,9 @@ pub enum Command {
     },
     /// Classify audio files with a trained run, in sliding windows for long files.
     Predict(PredictArgs),
+    /// Detect events in a stream (standard input, a file, or the
+    /// microphone) as it arrives: one line per event, flushed at once.
+    Listen(ListenArgs),
     /// Compute and cache the features of a config's dataset.
     Features {
         #[command(flatten)]
@@ -156,6 +159,90 @@ pub struct PredictArgs {
     /// Audio files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+}
+
+/// Flags of `hark listen`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  hark listen --checkpoint runs/snap - < recording.wav
+  arecord -f S16_LE -r 22050 -c 1 | hark listen --checkpoint runs/snap -
+  sox in.mp3 -t raw -e float -b 32 -r 48000 -c 1 - | hark listen --checkpoint runs/snap --format f32le --rate 48000 -")]
+pub struct ListenArgs {
+    /// The run directory to take the best checkpoint from.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub checkpoint: PathBuf,
+    /// `-` for standard input (a WAV stream, or raw PCM with --format,
+    /// --rate and --channels), or an audio file.
+    #[arg(required_unless_present_any = ["mic", "list_devices"])]
+    pub input: Option<PathBuf>,
+    /// Raw sample format of standard input: u8, s16le, s24le, s32le,
+    /// f32le or f64le.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Raw sample rate in Hz (checked against a WAV header).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Raw channel count (checked against a WAV header).
+    #[arg(long)]
+    pub channels: Option<u16>,
+    /// Pace a file at its real speed instead of as fast as possible.
+    #[arg(long)]
+    pub realtime: bool,
+    /// Listen to a microphone (the default device, or DEVICE); needs a
+    /// build with the `mic` feature.
+    #[arg(long, value_name = "DEVICE", num_args = 0..=1, default_missing_value = "", conflicts_with = "input")]
+    pub mic: Option<String>,
+    /// List the input devices and exit.
+    #[arg(long)]
+    pub list_devices: bool,
+    /// Probability at which an event starts.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    /// Probability below which an event ends (default: --threshold).
+    #[arg(long)]
+    pub off_threshold: Option<f32>,
+    /// Drop events above the threshold for less than this many seconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_duration: f64,
+    /// Seconds after an event in which no new one of its class starts.
+    #[arg(long, default_value_t = 0.0)]
+    pub hold: f64,
+    /// Frames between evaluations of the model's window.
+    #[arg(long, default_value_t = 1)]
+    pub hop_frames: usize,
+    /// Classes that make events (repeatable; default: all but the first).
+    #[arg(long = "class", value_name = "CLASS")]
+    pub classes: Vec<String>,
+    /// `auto`, `window` or `recurrent` (see `hark listen --help`).
+    #[arg(long, value_enum, default_value_t = StreamKind::Auto)]
+    pub stream: StreamKind,
+    /// JSON Lines instead of tab-separated text.
+    #[arg(long)]
+    pub json: bool,
+    /// Print every output's class probabilities instead of events.
+    #[arg(long)]
+    pub frames: bool,
+    /// Score the events against this event list (file, onset, offset,
+    /// class); the scores go to stderr, and as JSON to --score-json.
+    #[arg(long, value_name = "EVENTS_CSV")]
+    pub reference: Option<PathBuf>,
+    /// Where to write the scores as JSON.
+    #[arg(long, value_name = "FILE", requires = "reference")]
+    pub score_json: Option<PathBuf>,
+    /// Onset collar of the scoring, in seconds.
+    #[arg(long, default_value_t = hark_train::DEFAULT_COLLAR)]
+    pub collar: f64,
+}
+
+/// Which model stream `hark listen` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StreamKind {
+    /// Frame by frame when the model and its features allow it, else windows.
+    Auto,
+    /// The model's input length as a sliding window.
+    Window,
+    /// The model's recurrent state, frame by frame.
+    Recurrent,
 }
 
 #[derive(Debug, Subcommand)]

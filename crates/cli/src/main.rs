@@ -8,6 +8,8 @@ mod args;
 mod commands;
 mod console;
 mod flags;
+mod listen;
+mod mic;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -3,12 +3,16 @@
 
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use crate::dataset::{Dataset, Example, LoadOptions};
 use crate::error::Result;
 use crate::manifest::Manifest;
 
-/// Column names of an annotation CSV.
-#[derive(Debug, Clone, PartialEq)]
+/// Column names of an annotation CSV (a config's `data.columns`, e.g.
+/// `{ file = "name", label = "snap" }` for seed 000's layout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AnnotationColumns {
     /// The file column; a name without an extension gets `.wav`. Default: `file`.
     pub file: String,

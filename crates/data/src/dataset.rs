@@ -83,6 +83,9 @@ pub struct LoadOptions {
     /// Fail on the first missing or unreadable file instead of skipping it.
     /// Default: false.
     pub strict: bool,
+    /// The column names of an annotation CSV (the `csv` layout). Default:
+    /// `file` and `label`.
+    pub columns: crate::AnnotationColumns,
 }
 
 impl Dataset {

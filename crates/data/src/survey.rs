@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Dataset, LoadOptions, Skipped};
 use crate::error::{DataError, Result};
-use crate::{
-    AnnotationColumns, load_annotations, load_esc50, load_folders, load_speakers, load_urbansound8k,
-};
+use crate::{load_annotations, load_esc50, load_folders, load_speakers, load_urbansound8k};
 
 /// A dataset layout, by the name users give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +100,7 @@ pub fn open_dataset(kind: DatasetKind, path: &Path, options: &LoadOptions) -> Re
             } else {
                 dir.to_path_buf()
             };
-            load_annotations(path, &audio, &AnnotationColumns::default(), options)
+            load_annotations(path, &audio, &options.columns, options)
         }
     }
 }

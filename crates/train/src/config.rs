@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use hark_data::{
-    AugmentConfig, DatasetKind, FeatureConfig, FeatureExtractor, Normalization, SplitRatios,
+    AnnotationColumns, AugmentConfig, DatasetKind, FeatureConfig, FeatureExtractor, LoadOptions,
+    Normalization, SplitRatios,
 };
 use hark_models::{InputShape, ModelSpec};
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,20 @@ pub struct DataConfig {
     pub chunk_seconds: Option<f64>,
     /// Feature cache directory. Default: `<path>/.hark-cache`.
     pub cache_dir: Option<PathBuf>,
+    /// Column names of an annotation CSV (`kind = "csv"`). Default:
+    /// `{ file = "file", label = "label" }`.
+    pub columns: AnnotationColumns,
+}
+
+impl DataConfig {
+    /// What the dataset loader takes from this section.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            classes: self.classes.clone(),
+            strict: self.strict,
+            columns: self.columns.clone(),
+        }
+    }
 }
 
 impl Default for DataConfig {
@@ -72,6 +87,7 @@ impl Default for DataConfig {
             strict: false,
             chunk_seconds: None,
             cache_dir: None,
+            columns: AnnotationColumns::default(),
         }
     }
 }

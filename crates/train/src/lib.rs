@@ -50,6 +50,8 @@ mod checkpoint;
 mod config;
 mod cv;
 mod error;
+mod event_score;
+mod listen;
 mod loaders;
 mod metrics;
 mod observer;
@@ -73,6 +75,8 @@ pub use config::{
 };
 pub use cv::{CvSummary, FoldResult, cross_validate};
 pub use error::{Error, Result};
+pub use event_score::{DEFAULT_COLLAR, EventScores, score_events};
+pub use listen::{Event, HopTimes, ListenOptions, Listener, Output, StreamMode};
 pub use loaders::loader;
 pub use metrics::{ClassScores, ClassificationReport, ConfusionMatrix};
 pub use observer::Observer;

@@ -63,6 +63,16 @@ impl Predictor {
         })
     }
 
+    /// The run's config.
+    pub fn config(&self) -> &ExperimentConfig {
+        &self.config
+    }
+
+    /// The model, with the best checkpoint's weights.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
     /// The class names, in label order.
     pub fn classes(&self) -> &[String] {
         &self.info.classes

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hark_data::{
-    ChunkOptions, Dataset, FeatureCache, FeatureExtractor, Features, LoadOptions, Progress, Split,
-    Stage, chunk_dataset, extract_all, open_dataset,
+    ChunkOptions, Dataset, FeatureCache, FeatureExtractor, Features, Progress, Split, Stage,
+    chunk_dataset, extract_all, open_dataset,
 };
 use hark_models::InputShape;
 
@@ -58,10 +58,7 @@ impl Part {
 /// `strict`, or a cache that cannot be written; [`Error::Config`] for
 /// feature settings the extractor rejects.
 pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<Prepared> {
-    let options = LoadOptions {
-        classes: config.data.classes.clone(),
-        strict: config.data.strict,
-    };
+    let options = config.data.load_options();
     let mut dataset = open_dataset(config.data.kind, &config.data.path, &options)?;
     if let Some(seconds) = config.data.chunk_seconds {
         let chunks = ChunkOptions {
