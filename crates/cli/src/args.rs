@@ -6,10 +6,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use hark_cli::download::Source;
-use hark_data::{Split, SynthConfig};
+use hark_data::{EventSynthConfig, Split, SynthConfig};
 use hark_train::{ExperimentConfig, RunDir};
 
-use crate::flags::{Command, ConfigArgs, Dataset, EvalSplit, Inspect, ListenArgs, PredictArgs};
+use crate::flags::{
+    Command, ConfigArgs, Dataset, EvalSplit, Inspect, ListenArgs, PredictArgs, SynthKind,
+};
 
 /// A command, ready to run.
 #[derive(Debug)]
@@ -72,6 +74,13 @@ pub enum Task {
         out: PathBuf,
         /// What.
         config: SynthConfig,
+    },
+    /// Write the events corpus.
+    SynthEvents {
+        /// Where.
+        out: PathBuf,
+        /// What.
+        config: EventSynthConfig,
     },
     /// Download a dataset.
     Download {
@@ -178,20 +187,43 @@ impl Task {
                 },
             },
             Command::Synth {
+                kind: SynthKind::Urban,
                 out,
                 clips,
                 folds,
                 max_seconds,
                 seed,
+                ..
             } => Self::Synth {
-                out,
+                out: out.unwrap_or_else(|| "datasets/urban-synth".into()),
                 config: SynthConfig {
-                    clips,
+                    clips: clips.unwrap_or(1000),
                     folds,
                     max_seconds,
                     seed,
                 },
             },
+            Command::Synth {
+                kind: SynthKind::Events,
+                out,
+                clips,
+                recordings,
+                recording_seconds,
+                seed,
+                ..
+            } => {
+                let defaults = EventSynthConfig::default();
+                Self::SynthEvents {
+                    out: out.unwrap_or_else(|| "datasets/snaps".into()),
+                    config: EventSynthConfig {
+                        clips: clips.unwrap_or(defaults.clips),
+                        recordings,
+                        recording_seconds,
+                        seed,
+                        ..defaults
+                    },
+                }
+            }
             Command::Download {
                 dataset,
                 dir,

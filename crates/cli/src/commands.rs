@@ -121,6 +121,18 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
                 dir.display()
             )?;
         }
+        Task::SynthEvents { out: dir, config } => {
+            let s = hark_data::generate_event_synth(&dir, &config)?;
+            writeln!(
+                out,
+                "wrote {} clips with a transient and {} without, and {} recordings with {} events, to {}",
+                s.clips.0,
+                s.clips.1,
+                config.recordings,
+                s.events,
+                dir.display()
+            )?;
+        }
         Task::Download { source, dir } => {
             let mut log = |line: &str| tracing::info!("{line}");
             let root = hark_cli::download::fetch(&source, &dir, &mut log)?;

@@ -98,20 +98,31 @@ pub enum Command {
         #[command(subcommand)]
         what: Inspect,
     },
-    /// Generate the urban-synth demo corpus (UrbanSound8K layout).
+    /// Generate a demo corpus: urban-synth (UrbanSound8K layout), or
+    /// events (clips for a transient detector, and long recordings with an
+    /// events.csv).
     Synth {
-        /// Where to write it.
-        #[arg(long, default_value = "datasets/urban-synth")]
-        out: PathBuf,
-        /// Slices to write.
-        #[arg(long, default_value_t = 1000)]
-        clips: usize,
-        /// Folds.
+        /// Which corpus.
+        #[arg(long, value_enum, default_value_t = SynthKind::Urban)]
+        kind: SynthKind,
+        /// Where to write it (default: datasets/urban-synth, or datasets/snaps).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Clips to write (default: 1000 urban slices, or 400 event clips).
+        #[arg(long)]
+        clips: Option<usize>,
+        /// Folds (urban).
         #[arg(long, default_value_t = 10)]
         folds: u32,
-        /// Longest slice in seconds.
+        /// Longest slice in seconds (urban).
         #[arg(long, default_value_t = 4.0)]
         max_seconds: f64,
+        /// Long recordings (events).
+        #[arg(long, default_value_t = 2)]
+        recordings: usize,
+        /// Seconds per long recording (events).
+        #[arg(long, default_value_t = 60.0)]
+        recording_seconds: f64,
         /// Seed: the same seed writes the same corpus.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -201,9 +212,10 @@ pub struct ListenArgs {
     /// Probability below which an event ends (default: --threshold).
     #[arg(long)]
     pub off_threshold: Option<f32>,
-    /// Drop events above the threshold for less than this many seconds.
-    #[arg(long, default_value_t = 0.0)]
-    pub min_duration: f64,
+    /// Drop events above the threshold for less than this many seconds
+    /// (default: half the model's window).
+    #[arg(long)]
+    pub min_duration: Option<f64>,
     /// Seconds after an event in which no new one of its class starts.
     #[arg(long, default_value_t = 0.0)]
     pub hold: f64,
@@ -232,6 +244,15 @@ pub struct ListenArgs {
     /// Onset collar of the scoring, in seconds.
     #[arg(long, default_value_t = hark_train::DEFAULT_COLLAR)]
     pub collar: f64,
+}
+
+/// The corpora `hark synth` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SynthKind {
+    /// urban-synth, in UrbanSound8K layout.
+    Urban,
+    /// Clips with and without a transient, and long recordings with events.
+    Events,
 }
 
 /// Which model stream `hark listen` uses.

@@ -59,6 +59,7 @@ mod speakers;
 mod split;
 mod survey;
 mod synth;
+mod synth_events;
 
 pub use annotations::{AnnotationColumns, load_annotations};
 pub use audio::{Audio, decode_wav, read_wav};
@@ -82,3 +83,4 @@ pub use speakers::{load_speakers, read_phase_map, write_phase_map};
 pub use split::{Split, SplitRatios, fold_split, stratified_split};
 pub use survey::{DatasetKind, FormatHistogram, format_histogram, open_dataset};
 pub use synth::{SynthConfig, SynthSummary, URBANSOUND8K_CLASSES, generate_urban_synth};
+pub use synth_events::{EventSynthConfig, EventSynthSummary, generate_event_synth};

@@ -60,6 +60,15 @@ pub trait AudioModel: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// An evaluator of single windows faster than the forward pass, for an
+    /// architecture that has one; `None` for the rest.
+    ///
+    /// # Errors
+    /// Only if the weights cannot be read.
+    fn window_model(&self) -> Result<Option<Box<dyn crate::WindowModel>>> {
+        Ok(None)
+    }
+
     /// [`forward_traced`](Self::forward_traced) without a trace.
     ///
     /// # Errors

@@ -5,7 +5,8 @@ use candle_core::{Module, ModuleT, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::stream::{FrameStream, check_frame};
+use crate::ops::scan::{add_matvec_t, tanh, transpose};
+use crate::stream::{FrameStream, WindowModel, check_frame};
 use crate::summary::Trace;
 use crate::{
     AudioModel, Dropout, DropoutRng, Error, InputShape, Linear, Recurrent, Result, dropout, linear,
@@ -120,6 +121,10 @@ impl AudioModel for SnapRnn {
         Ok(Some(Box::new(SnapRnnStream::new(self)?)))
     }
 
+    fn window_model(&self) -> Result<Option<Box<dyn WindowModel>>> {
+        Ok(Some(Box::new(SnapRnnStream::new(self)?)))
+    }
+
     fn forward_traced(
         &self,
         x: &Tensor,
@@ -151,7 +156,8 @@ impl AudioModel for SnapRnn {
 pub struct SnapRnnStream {
     input: usize,
     hidden: usize,
-    /// Per layer: `W_ih`, `W_hh`, `b_ih + b_hh`.
+    /// Per layer: `W_ih` and `W_hh` transposed (for [`add_matvec_t`]),
+    /// `b_ih + b_hh`.
     layers: Vec<[Vec<f32>; 3]>,
     /// Per layer, `h`.
     state: Vec<Vec<f32>>,
@@ -165,13 +171,17 @@ pub struct SnapRnnStream {
     pre: Vec<f32>,
     mixed: Vec<f32>,
     probabilities: Vec<f32>,
+    /// One frame gathered from a `[features, frames]` window.
+    frame: Vec<f32>,
 }
 
 impl SnapRnnStream {
     fn new(model: &SnapRnn) -> Result<Self> {
         let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
         let hidden = model.rnn.hidden_size();
-        let layers = model.rnn.layer_values()?;
+        let layers = (model.rnn.layer_values()?.into_iter())
+            .map(|[w_ih, w_hh, bias]| [transpose(&w_ih, hidden), transpose(&w_hh, hidden), bias])
+            .collect::<Vec<_>>();
         Ok(Self {
             input: model.input.height,
             hidden,
@@ -186,6 +196,7 @@ impl SnapRnnStream {
             pre: vec![0.0; hidden],
             mixed: vec![0.0; hidden],
             probabilities: vec![0.0; model.head.out_features()],
+            frame: vec![0.0; model.input.height],
         })
     }
 }
@@ -197,36 +208,29 @@ fn affine(out: &mut [f32], w: &[f32], b: &[f32], x: &[f32]) {
     }
 }
 
-impl FrameStream for SnapRnnStream {
-    fn frame_len(&self) -> usize {
-        self.input
-    }
-
-    fn push(&mut self, frame: &[f32]) -> Result<Option<&[f32]>> {
-        check_frame("SnapRnn", frame, self.input)?;
-        let h = self.hidden;
+impl SnapRnnStream {
+    /// One frame through the RNN; its top output joins the window.
+    fn advance(&mut self, frame: &[f32]) {
         for (k, [w_ih, w_hh, bias]) in self.layers.iter().enumerate() {
             let (below, rest) = self.state.split_at_mut(k);
             let x = below.last().map_or(frame, |v| v.as_slice());
-            affine(&mut self.pre, w_ih, bias, x);
+            self.pre.copy_from_slice(bias);
+            add_matvec_t(&mut self.pre, w_ih, x);
             let state = &mut rest[0];
-            for (p, row) in self.pre.iter_mut().zip(w_hh.chunks_exact(h)) {
-                *p += row
-                    .iter()
-                    .zip(state.iter())
-                    .map(|(w, s)| w * s)
-                    .sum::<f32>();
-            }
+            add_matvec_t(&mut self.pre, w_hh, state);
             state
                 .iter_mut()
                 .zip(&self.pre)
-                .for_each(|(s, p)| *s = p.tanh());
+                .for_each(|(s, &p)| *s = tanh(p));
         }
-        let top = self.state.last().expect("at least one layer");
+        let (h, top) = (self.hidden, self.state.last().expect("at least one layer"));
         self.window[self.next * h..][..h].copy_from_slice(top);
-        let frames = self.time_weights.len();
-        self.next = (self.next + 1) % frames;
-        // time_fc over the window, oldest step first.
+        self.next = (self.next + 1) % self.time_weights.len();
+    }
+
+    /// `time_fc` over the window, oldest step first, then the head.
+    fn output(&mut self) -> &[f32] {
+        let (h, frames) = (self.hidden, self.time_weights.len());
         self.mixed.fill(self.time_bias);
         for (t, &w) in self.time_weights.iter().enumerate() {
             let out = &self.window[((self.next + t) % frames) * h..][..h];
@@ -242,13 +246,45 @@ impl FrameStream for SnapRnnStream {
             &self.mixed,
         );
         softmax_in_place(&mut self.probabilities);
-        Ok(Some(&self.probabilities))
+        &self.probabilities
+    }
+}
+
+impl FrameStream for SnapRnnStream {
+    fn frame_len(&self) -> usize {
+        self.input
+    }
+
+    fn push(&mut self, frame: &[f32]) -> Result<Option<&[f32]>> {
+        check_frame("SnapRnn", frame, self.input)?;
+        self.advance(frame);
+        Ok(Some(self.output()))
     }
 
     fn reset(&mut self) {
         self.state.iter_mut().for_each(|s| s.fill(0.0));
         self.window.fill(0.0);
         self.next = 0;
+    }
+}
+
+/// A window from a zero state: the batch forward pass of one example, in
+/// plain loops (some 200,000 multiply-adds for 50 frames).
+impl WindowModel for SnapRnnStream {
+    fn evaluate(&mut self, window: &[f32]) -> Result<&[f32]> {
+        let (f, n) = (self.input, self.time_weights.len());
+        check_frame("SnapRnn", window, f * n)?;
+        self.reset();
+        let mut frame = std::mem::take(&mut self.frame);
+        for t in 0..n {
+            frame
+                .iter_mut()
+                .enumerate()
+                .for_each(|(m, v)| *v = window[m * n + t]);
+            self.advance(&frame);
+        }
+        self.frame = frame;
+        Ok(self.output())
     }
 }
 

@@ -40,16 +40,50 @@ pub(crate) fn check_frame(model: &'static str, frame: &[f32], len: usize) -> Res
     })
 }
 
+/// Evaluates whole windows: a model's forward pass on one example.
+pub trait WindowModel: Send + fmt::Debug {
+    /// Class probabilities of one mono window, row-major `[height, frames]`.
+    ///
+    /// # Errors
+    /// A failed forward pass.
+    fn evaluate(&mut self, window: &[f32]) -> Result<&[f32]>;
+}
+
+/// Any [`Model`] through its candle forward pass, the window repeated over
+/// the channels of a model trained on more than one.
+#[derive(Debug)]
+struct ForwardWindow<'a> {
+    model: &'a Model,
+    probabilities: Vec<f32>,
+}
+
+impl WindowModel for ForwardWindow<'_> {
+    fn evaluate(&mut self, window: &[f32]) -> Result<&[f32]> {
+        let shape = self.model.input_shape();
+        let (f, n) = (shape.height, shape.frames);
+        let x = Tensor::from_slice(window, (1, 1, f, n), &Device::Cpu)?;
+        let x = if shape.channels > 1 {
+            x.repeat((1, shape.channels, 1, 1))?
+        } else {
+            x
+        };
+        let logits = self.model.forward_masked(&x, None, false)?;
+        self.probabilities = softmax(&logits)?.squeeze(0)?.to_vec1()?;
+        Ok(&self.probabilities)
+    }
+}
+
 /// Turns a window `[n_mels, frames]` into what the model was trained on
 /// (the dB clamp against the window's peak, per-example normalisation).
 pub type PrepareWindow<'a> = Box<dyn FnMut(&mut [f32]) + Send + 'a>;
 
 /// Runs any [`Model`] over a sliding window: the last `frames` frames (the
 /// model's input length), evaluated once the window is full and then every
-/// `hop` frames. A mono window is repeated over the channels of a model
-/// trained on more.
+/// `hop` frames, by the model's own window evaluator
+/// ([`crate::AudioModel::window_model`]) or else its forward pass. A mono
+/// window is repeated over the channels of a model trained on more.
 pub struct WindowStream<'a> {
-    model: &'a Model,
+    model: Box<dyn WindowModel + 'a>,
     frames: usize,
     hop: usize,
     height: usize,
@@ -60,7 +94,6 @@ pub struct WindowStream<'a> {
     since: usize,
     window: Vec<f32>,
     prepare: PrepareWindow<'a>,
-    probabilities: Vec<f32>,
 }
 
 impl fmt::Debug for WindowStream<'_> {
@@ -69,6 +102,7 @@ impl fmt::Debug for WindowStream<'_> {
             .field("frames", &self.frames)
             .field("hop", &self.hop)
             .field("seen", &self.seen)
+            .field("model", &self.model)
             .finish()
     }
 }
@@ -88,8 +122,15 @@ impl<'a> WindowStream<'a> {
             });
         }
         let shape = model.input_shape();
+        let evaluator = match model.net().window_model()? {
+            Some(native) => native,
+            None => Box::new(ForwardWindow {
+                model,
+                probabilities: Vec::new(),
+            }),
+        };
         Ok(Self {
-            model,
+            model: evaluator,
             frames: shape.frames,
             hop,
             height: shape.height,
@@ -99,7 +140,6 @@ impl<'a> WindowStream<'a> {
             since: 0,
             window: vec![0.0; shape.frames * shape.height],
             prepare,
-            probabilities: Vec::new(),
         })
     }
 
@@ -133,16 +173,7 @@ impl FrameStream for WindowStream<'_> {
             }
         }
         (self.prepare)(&mut self.window);
-        let channels = self.model.input_shape().channels;
-        let x = Tensor::from_slice(&self.window, (1, 1, f, n), &Device::Cpu)?;
-        let x = if channels > 1 {
-            x.repeat((1, channels, 1, 1))?
-        } else {
-            x
-        };
-        let logits = self.model.forward_masked(&x, None, false)?;
-        self.probabilities = softmax(&logits)?.squeeze(0)?.to_vec1()?;
-        Ok(Some(&self.probabilities))
+        Ok(Some(self.model.evaluate(&self.window)?))
     }
 
     fn reset(&mut self) {

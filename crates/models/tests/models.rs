@@ -396,45 +396,52 @@ fn streaming_the_snap_detector_frame_by_frame_equals_the_batch_forward() {
 
 #[test]
 fn a_window_stream_evaluates_the_last_frames_every_hop() {
-    let input = shape(2, 40, 20);
-    let model = Model::new(&ModelSpec::SmallCnn(Default::default()), 3, input, 1).unwrap();
-    let frames: Vec<Vec<f32>> = randn(&[70, 40], 5).to_vec2().unwrap();
-    // Each window is scaled by `prepare` before the model sees it.
-    let mut stream = WindowStream::new(
-        &model,
-        7,
-        Box::new(|w| w.iter_mut().for_each(|v| *v *= 0.5)),
-    )
-    .unwrap();
-    let mut outputs = Vec::new();
-    for (i, f) in frames.iter().enumerate() {
-        if let Some(p) = stream.push(f).unwrap() {
-            outputs.push((i, p.to_vec()));
-        }
-    }
-    // Full at frame 19, then every 7 frames.
-    let at: Vec<usize> = outputs.iter().map(|o| o.0).collect();
-    assert_eq!(at, [19, 26, 33, 40, 47, 54, 61, 68]);
-    for (end, probs) in outputs {
-        let mut window = vec![0.0f32; 40 * 20];
-        for t in 0..20 {
-            for m in 0..40 {
-                window[m * 20 + t] = frames[end + 1 - 20 + t][m] * 0.5;
+    // SmallCnn goes through its forward pass (on 2 channels), SnapRnn
+    // through its own window evaluator: both must equal the forward pass.
+    for (spec, channels) in [
+        (ModelSpec::SmallCnn(Default::default()), 2),
+        (ModelSpec::SnapRnn(Default::default()), 1),
+    ] {
+        let model = Model::new(&spec, 3, shape(channels, 40, 20), 1).unwrap();
+        let frames: Vec<Vec<f32>> = randn(&[70, 40], 5).to_vec2().unwrap();
+        // Each window is scaled by `prepare` before the model sees it.
+        let prepare = Box::new(|w: &mut [f32]| w.iter_mut().for_each(|v| *v *= 0.5));
+        let mut stream = WindowStream::new(&model, 7, prepare).unwrap();
+        let mut outputs = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            if let Some(p) = stream.push(f).unwrap() {
+                outputs.push((i, p.to_vec()));
             }
         }
-        let x = Tensor::from_vec(window, (1, 1, 40, 20), &Device::Cpu)
-            .unwrap()
-            .repeat((1, 2, 1, 1))
-            .unwrap();
-        let want: Vec<f32> = softmax(&model.forward_masked(&x, None, false).unwrap())
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert_eq!(probs, want, "window ending at {end}");
+        // Full at frame 19, then every 7 frames.
+        let at: Vec<usize> = outputs.iter().map(|o| o.0).collect();
+        assert_eq!(at, [19, 26, 33, 40, 47, 54, 61, 68]);
+        for (end, probs) in outputs {
+            let mut window = vec![0.0f32; 40 * 20];
+            for t in 0..20 {
+                for m in 0..40 {
+                    window[m * 20 + t] = frames[end + 1 - 20 + t][m] * 0.5;
+                }
+            }
+            let x = Tensor::from_vec(window, (1, 1, 40, 20), &Device::Cpu)
+                .unwrap()
+                .repeat((1, channels, 1, 1))
+                .unwrap();
+            let want: Vec<f32> = softmax(&model.forward_masked(&x, None, false).unwrap())
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            for (a, b) in probs.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "{spec:?}, window ending at {end}: {probs:?} vs {want:?}"
+                );
+            }
+        }
+        assert!(WindowStream::new(&model, 0, Box::new(|_| {})).is_err());
     }
-    assert!(WindowStream::new(&model, 0, Box::new(|_| {})).is_err());
 }
 
 /// Adam (Kingma & Ba), written out: the optimizer of the overfit test.

@@ -53,8 +53,10 @@ pub struct ListenOptions {
     /// Default: the on threshold.
     pub off_threshold: Option<f32>,
     /// Events whose probability stayed above the threshold for less than
-    /// this many seconds are dropped. Default: 0.
-    pub min_duration: f64,
+    /// this many seconds are dropped. Default: half the model's window. A
+    /// sound inside the window keeps a good detector firing for about a
+    /// window's length; a blip of noise does not.
+    pub min_duration: Option<f64>,
     /// Seconds after an event during which no new one of its class starts
     /// (refractory time). Default: 0.
     pub hold: f64,
@@ -72,7 +74,7 @@ impl Default for ListenOptions {
         Self {
             threshold: 0.5,
             off_threshold: None,
-            min_duration: 0.0,
+            min_duration: None,
             hold: 0.0,
             hop_frames: 1,
             classes: None,
@@ -278,13 +280,8 @@ impl<'p> Listener<'p> {
             "must be within [0, threshold]",
         )?;
         let seconds = "must be >= 0 seconds";
-        check_range(
-            "--min-duration",
-            options.min_duration,
-            0.0,
-            f64::MAX,
-            seconds,
-        )?;
+        let min_duration = options.min_duration.unwrap_or(0.0);
+        check_range("--min-duration", min_duration, 0.0, f64::MAX, seconds)?;
         check_range("--hold", options.hold, 0.0, f64::MAX, seconds)?;
         if options.hop_frames == 0 {
             return Err(Error::Config {
@@ -347,7 +344,9 @@ impl<'p> Listener<'p> {
                 classes,
                 on,
                 off,
-                min_duration: options.min_duration,
+                min_duration: options
+                    .min_duration
+                    .unwrap_or(0.5 * (window.max(1) - 1) as f64 * hop),
                 hold: options.hold,
                 step: hop * hop_frames as f64,
             },
@@ -411,8 +410,8 @@ impl<'p> Listener<'p> {
         }
         self.samples_in += samples.len() as u64;
         self.take_frames(&frames, &mut on_output)?;
-        self.times
-            .add(t0.elapsed().as_secs_f64(), self.frames - before);
+        let hops = self.frames - before;
+        (self.times).add(t0.elapsed().as_secs_f64() / hops.max(1) as f64, hops);
         Ok(())
     }
 

@@ -17,11 +17,11 @@ pub(crate) fn tanh(x: f32) -> f32 {
     ((1.0 - e) / (1.0 + e)).copysign(x)
 }
 
-/// `out[j] += sum_k w[j, k] v[k]` for a row-major `[H, H]` `w` given as its
-/// transpose `wt` (`wt[k * H + j] = w[j, k]`), so the inner loop runs over
-/// a contiguous row.
+/// `out[j] += sum_k w[j, k] v[k]` for a row-major `[out, v]` `w` given as
+/// its transpose `wt` (`wt[k * out + j] = w[j, k]`), so the inner loop runs
+/// over a contiguous row and vectorises without a reduction.
 #[inline(always)]
-fn add_matvec_t(out: &mut [f32], wt: &[f32], v: &[f32]) {
+pub(crate) fn add_matvec_t(out: &mut [f32], wt: &[f32], v: &[f32]) {
     for (row, &vk) in wt.chunks_exact(out.len()).zip(v) {
         for (o, &w) in out.iter_mut().zip(row) {
             *o += w * vk;
@@ -41,12 +41,13 @@ fn dims(xp: &Layout, w: &Layout) -> candle_core::Result<(usize, usize, usize)> {
     Ok((b, t, h))
 }
 
-/// The transpose of a row-major `[h, h]` matrix.
-fn transpose(w: &[f32], h: usize) -> Vec<f32> {
-    let mut wt = vec![0.0; h * h];
-    for j in 0..h {
-        for k in 0..h {
-            wt[k * h + j] = w[j * h + k];
+/// The transpose of a row-major `[rows, w.len() / rows]` matrix.
+pub(crate) fn transpose(w: &[f32], rows: usize) -> Vec<f32> {
+    let cols = w.len() / rows;
+    let mut wt = vec![0.0; w.len()];
+    for j in 0..rows {
+        for k in 0..cols {
+            wt[k * rows + j] = w[j * cols + k];
         }
     }
     wt
