@@ -5,7 +5,6 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 use hark_data::Split;
-use hark_dsp::ResamplerCache;
 use hark_train::{
     Checkpoint, ExperimentConfig, Predictor, Prepared, RunDir, classification_report,
     cross_validate, evaluate, loader, prepare, run,
@@ -252,10 +251,9 @@ fn predict(run: &RunDir, args: &PredictArgs, out: &mut impl Write) -> Result<()>
     let predictor = Predictor::open(run)?;
     let classes = predictor.classes();
     let k = args.top_k.clamp(1, classes.len());
-    let mut resamplers = ResamplerCache::new();
     let mut failed = 0;
     for file in &args.files {
-        let p = match predictor.predict_file(file, &mut resamplers) {
+        let p = match predictor.predict_file(file) {
             Ok(p) => p,
             Err(e) if !args.strict => {
                 failed += 1;
@@ -264,6 +262,7 @@ fn predict(run: &RunDir, args: &PredictArgs, out: &mut impl Write) -> Result<()>
             }
             Err(e) => return Err(anyhow::Error::new(e).context(file.display().to_string())),
         };
+        p.warnings.iter().for_each(|w| tracing::warn!("{w}"));
         for w in &p.windows {
             let t = top(&w.probabilities, classes, k);
             if args.json {

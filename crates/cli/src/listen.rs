@@ -13,14 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use hark_data::{PcmFormat, PcmStream};
+use anyhow::{Result, bail};
+use hark_data::{AudioFile, PcmFormat, PcmStream};
 use hark_train::{ListenOptions, Listener, Output, Predictor, RunDir, StreamMode, score_events};
 
 use crate::flags::{ListenArgs, StreamKind};
-
-/// Samples per chunk fed from a decoded (non-streamable) file.
-const FILE_CHUNK: usize = 4096;
 
 /// Writes each output as a line, flushed, and keeps the events for scoring.
 struct Sink<'a, W: Write> {
@@ -176,14 +173,10 @@ pub fn listen(run: &RunDir, args: &ListenArgs, out: &mut impl Write) -> Result<(
 
 /// Where the samples come from.
 enum Source {
-    /// A WAV or raw PCM stream.
-    Stream(Box<PcmStream<Box<dyn std::io::Read>>>),
-    /// A file decoded whole (a codec a stream does not decode).
-    Decoded {
-        samples: Vec<f32>,
-        rate: u32,
-        pos: usize,
-    },
+    /// A WAV or raw PCM stream on standard input.
+    Stdin(Box<PcmStream<std::io::Stdin>>),
+    /// An audio file.
+    File(AudioFile),
     /// The microphone.
     Mic(crate::mic::Mic),
 }
@@ -191,8 +184,8 @@ enum Source {
 impl Source {
     fn rate(&self) -> u32 {
         match self {
-            Self::Stream(s) => s.format().rate,
-            Self::Decoded { rate, .. } => *rate,
+            Self::Stdin(s) => s.format().rate,
+            Self::File(f) => f.rate(),
             Self::Mic(m) => m.rate(),
         }
     }
@@ -200,36 +193,18 @@ impl Source {
     /// The next mono chunk; 0 at the end.
     fn read(&mut self, chunk: &mut Vec<f32>) -> Result<usize> {
         match self {
-            Self::Stream(s) => Ok(s.read_mono(chunk)?),
-            Self::Decoded { samples, pos, .. } => {
-                let end = (*pos + FILE_CHUNK).min(samples.len());
-                chunk.clear();
-                chunk.extend_from_slice(&samples[*pos..end]);
-                *pos = end;
-                Ok(chunk.len())
-            }
+            Self::Stdin(s) => Ok(s.read_mono(chunk)?),
+            Self::File(f) => Ok(f.read_mono(chunk)?),
             Self::Mic(m) => m.read(chunk),
         }
     }
 
     fn warnings(&self) -> Vec<String> {
-        let Self::Stream(s) = self else {
-            return Vec::new();
-        };
-        let mut w = Vec::new();
-        if s.partial_tail() > 0 {
-            w.push(format!(
-                "the input ended inside a frame: {} bytes dropped",
-                s.partial_tail()
-            ));
+        match self {
+            Self::Stdin(s) => s.warnings(),
+            Self::File(f) => f.warnings(),
+            Self::Mic(_) => Vec::new(),
         }
-        if s.short_by() > 0 {
-            w.push(format!(
-                "the input ended {} bytes before the size its WAV header declares",
-                s.short_by()
-            ));
-        }
-        w
     }
 }
 
@@ -253,28 +228,14 @@ fn open_source(args: &ListenArgs, stop: &Arc<AtomicBool>) -> Result<Source> {
         return Ok(Source::Mic(crate::mic::Mic::open(device, stop.clone())?));
     }
     let input = args.input.as_deref().expect("clap requires an input");
-    let raw = raw_format(args)?;
     if input == Path::new("-") {
-        let stdin: Box<dyn std::io::Read> = Box::new(std::io::stdin());
-        return Ok(Source::Stream(Box::new(PcmStream::open(
-            stdin, input, raw,
-        )?)));
+        let stdin = PcmStream::open(std::io::stdin(), input, raw_format(args)?)?;
+        return Ok(Source::Stdin(Box::new(stdin)));
     }
-    let file = std::fs::File::open(input).with_context(|| input.display().to_string())?;
-    let reader: Box<dyn std::io::Read> = Box::new(std::io::BufReader::new(file));
-    match PcmStream::open(reader, input, raw) {
-        Ok(stream) => Ok(Source::Stream(Box::new(stream))),
-        // ADPCM and the like: decode the file whole.
-        Err(hark_data::DataError::UnsupportedCodec { .. }) => {
-            let audio = hark_data::read_wav(input)?;
-            Ok(Source::Decoded {
-                samples: audio.mono(),
-                rate: audio.sample_rate,
-                pos: 0,
-            })
-        }
-        Err(e) => Err(e.into()),
+    if raw_format(args)?.is_some() {
+        bail!("--format, --rate and --channels describe standard input; a file has its own header");
     }
+    Ok(Source::File(AudioFile::open(input)?))
 }
 
 /// Scores the detected events against the reference list's events of this

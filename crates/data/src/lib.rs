@@ -77,7 +77,7 @@ pub use folders::{
 };
 pub use fsutil::write_atomic;
 pub use loader::{Batch, Batches, Loader, LoaderConfig, Normalization, dataset_stats};
-pub use pcm_stream::{PcmFormat, PcmStream, SampleFormat};
+pub use pcm_stream::{AudioFile, PcmFormat, PcmStream, SampleFormat};
 pub use riff::{Codec, WavInfo, inspect};
 pub use speakers::{load_speakers, read_phase_map, write_phase_map};
 pub use split::{Split, SplitRatios, fold_split, stratified_split};

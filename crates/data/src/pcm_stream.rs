@@ -202,6 +202,27 @@ impl<R: Read> PcmStream<R> {
         self.short_by
     }
 
+    /// What went wrong at the end of the stream, for a warning: a partial
+    /// frame, or fewer bytes than the header declares.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.partial_tail > 0 {
+            w.push(format!(
+                "{}: the audio ended inside a frame: {} bytes dropped",
+                self.name.display(),
+                self.partial_tail
+            ));
+        }
+        if self.short_by > 0 {
+            w.push(format!(
+                "{}: the audio ended {} bytes before the size its WAV header declares",
+                self.name.display(),
+                self.short_by
+            ));
+        }
+        w
+    }
+
     /// Decodes the next frames into `out` as mono (replacing its contents).
     /// Returns the number of frames, 0 at the end of the stream.
     ///
@@ -261,6 +282,83 @@ impl<R: Read> PcmStream<R> {
         self.buf.copy_within(bytes..self.filled, 0);
         self.filled -= bytes;
         self.frames += (bytes / (sample.bytes() * channels)) as u64;
+    }
+}
+
+/// An audio file read front to back in mono chunks: streamed when its
+/// codec allows (PCM and float WAV), else decoded whole (ADPCM).
+#[derive(Debug)]
+pub enum AudioFile {
+    /// A PCM or float WAV, a read buffer at a time.
+    Stream(PcmStream<std::io::BufReader<std::fs::File>>),
+    /// A file decoded in full.
+    Decoded {
+        /// Mono samples.
+        samples: Vec<f32>,
+        /// Their rate.
+        rate: u32,
+        /// The next sample to hand out.
+        pos: usize,
+    },
+}
+
+/// Samples per chunk handed out by a decoded [`AudioFile`].
+const DECODED_CHUNK: usize = 4096;
+
+impl AudioFile {
+    /// Opens the WAV file at `path`.
+    ///
+    /// # Errors
+    /// As [`PcmStream::open`] and, for a codec a stream does not decode,
+    /// [`crate::read_wav`].
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(io_error(path))?;
+        match PcmStream::open(std::io::BufReader::new(file), path, None) {
+            Ok(stream) => Ok(Self::Stream(stream)),
+            Err(DataError::UnsupportedCodec { .. }) => {
+                let audio = crate::read_wav(path)?;
+                Ok(Self::Decoded {
+                    samples: audio.mono(),
+                    rate: audio.sample_rate,
+                    pos: 0,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The sample rate.
+    pub fn rate(&self) -> u32 {
+        match self {
+            Self::Stream(s) => s.format().rate,
+            Self::Decoded { rate, .. } => *rate,
+        }
+    }
+
+    /// The next mono samples into `out` (replacing its contents); 0 at the end.
+    ///
+    /// # Errors
+    /// A read error.
+    pub fn read_mono(&mut self, out: &mut Vec<f32>) -> Result<usize> {
+        match self {
+            Self::Stream(s) => s.read_mono(out),
+            Self::Decoded { samples, pos, .. } => {
+                let end = (*pos + DECODED_CHUNK).min(samples.len());
+                out.clear();
+                out.extend_from_slice(&samples[*pos..end]);
+                *pos = end;
+                Ok(out.len())
+            }
+        }
+    }
+
+    /// What went wrong at the end of a streamed file (see
+    /// [`PcmStream::warnings`]).
+    pub fn warnings(&self) -> Vec<String> {
+        match self {
+            Self::Stream(s) => s.warnings(),
+            Self::Decoded { .. } => Vec::new(),
+        }
     }
 }
 

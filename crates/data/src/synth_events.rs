@@ -4,9 +4,10 @@
 //!
 //! - `annotations.csv` (seed 000's columns `name` and `snap`) over
 //!   `audio/*.wav`: short clips holding one transient (a click, snap, clap
-//!   or knock, label 1) or none (label 0), over varied backgrounds; half of
-//!   the clips without one hold a distractor instead (a tone or a noise
-//!   swell with a slow attack), so that loudness alone does not decide.
+//!   or knock, label 1) or none (label 0), over varied backgrounds; 70 % of
+//!   the clips without one, and 30 % of those with one, hold a distractor
+//!   (a tone or a noise swell, its attack 30 ms or slower), so that neither
+//!   loudness nor an onset alone decides.
 //! - `long/recording-NN.wav`: recordings of a minute or more at 48 kHz
 //!   (so listening resamples) whose background changes every few seconds,
 //!   with transients and distractors at random times, and `events.csv`
@@ -105,19 +106,18 @@ pub fn generate_event_synth(root: &Path, config: &EventSynthConfig) -> Result<Ev
         let n = (config.clip_seconds * rate as f64) as usize;
         let mut clip = background(&mut rng, rate, n);
         let label = i % 2;
-        if label == 1 {
-            // Anywhere with 50 ms to spare at either end.
-            let at = rng.random_range(0.05..config.clip_seconds - 0.25);
-            mix(
-                &mut clip,
-                &transient(&mut rng, rate),
-                (at * rate as f64) as usize,
-            );
-            positives += 1;
-        } else if rng.random::<f64>() < 0.5 {
+        // Distractors in most negatives and some positives, so that neither
+        // a sound's presence nor its absence gives the label away.
+        if rng.random::<f64>() < [0.7, 0.3][label] {
             let d = distractor(&mut rng, rate, config.clip_seconds * 0.8);
             let at = rng.random_range(0..(n - d.len()).max(1));
             mix(&mut clip, &d, at);
+        }
+        if label == 1 {
+            // Anywhere with 50 ms to spare at either end.
+            let at = rng.random_range(0.05..config.clip_seconds - 0.25);
+            mix(&mut clip, &transient(&mut rng, rate), (at * rate as f64) as usize);
+            positives += 1;
         }
         let name = format!("clip-{i:05}");
         let path = audio_dir.join(format!("{name}.wav"));
@@ -222,8 +222,11 @@ fn at_level(x: &[f64], level: f64) -> Vec<f32> {
 
 /// Background levels in dBFS (RMS).
 const BACKGROUND_DB: std::ops::Range<f64> = -60.0..-28.0;
-/// A transient's peak above the loudest background, in dB.
-const TRANSIENT_SNR_DB: std::ops::Range<f64> = 12.0..36.0;
+/// A transient's energy above that of the loudest background over one
+/// 46 ms analysis frame, in dB: always visible in the frame it falls in.
+const TRANSIENT_SNR_DB: std::ops::Range<f64> = 6.0..30.0;
+/// The frame [`TRANSIENT_SNR_DB`] is measured over, in seconds.
+const SNR_FRAME: f64 = 0.046;
 
 /// A background: coloured noise, mains hum, a murmur of modulated bands,
 /// or near silence, at a level within [`BACKGROUND_DB`].
@@ -278,9 +281,9 @@ fn background(rng: &mut ChaCha8Rng, rate: u32, n: usize) -> Vec<f32> {
     at_level(&x, level)
 }
 
-/// A short sharp sound: one of [`TRANSIENTS`], its peak [`TRANSIENT_SNR_DB`]
-/// above the loudest background (at most -1 dBFS): always audible, not
-/// always loud.
+/// A short sharp sound: one of [`TRANSIENTS`], its energy
+/// [`TRANSIENT_SNR_DB`] above a frame of the loudest background (its peak
+/// at most -1 dBFS): always audible, not always loud.
 fn transient(rng: &mut ChaCha8Rng, rate: u32) -> Vec<f32> {
     let ms = |v: f64| (v * rate as f64 / 1000.0) as usize;
     let kind = TRANSIENTS[rng.random_range(0..TRANSIENTS.len())];
@@ -338,9 +341,11 @@ fn transient(rng: &mut ChaCha8Rng, rate: u32) -> Vec<f32> {
                 .collect()
         }
     };
+    let energy = x.iter().map(|v| v * v).sum::<f64>().max(1e-24);
+    let frame = 10f64.powf(BACKGROUND_DB.end / 10.0) * SNR_FRAME * rate as f64;
+    let target = frame * 10f64.powf(rng.random_range(TRANSIENT_SNR_DB) / 10.0);
     let peak = x.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
-    let level = (BACKGROUND_DB.end + rng.random_range(TRANSIENT_SNR_DB)).min(-1.0);
-    let gain = 10f64.powf(level / 20.0) / peak;
+    let gain = (target / energy).sqrt().min(10f64.powf(-1.0 / 20.0) / peak);
     x.iter().map(|v| (v * gain) as f32).collect()
 }
 

@@ -23,6 +23,22 @@ pub struct SnapRnnConfig {
     pub layers: usize,
     /// Dropout on the RNN outputs. Default: 0.
     pub dropout: f64,
+    /// How the steps' outputs become one vector. Default: `linear`, seed
+    /// 000's learned weighting.
+    pub time_pool: TimePool,
+}
+
+/// How [`SnapRnn`] reduces its outputs over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimePool {
+    /// `time_fc`: Linear(T, 1) over the time axis, a weight per position
+    /// (seed 000).
+    #[default]
+    Linear,
+    /// The maximum over time of each hidden unit, without parameters: the
+    /// same answer wherever in the window a sound falls.
+    Max,
 }
 
 impl Default for SnapRnnConfig {
@@ -31,6 +47,7 @@ impl Default for SnapRnnConfig {
             hidden: 32,
             layers: 2,
             dropout: 0.0,
+            time_pool: TimePool::Linear,
         }
     }
 }
@@ -38,7 +55,8 @@ impl Default for SnapRnnConfig {
 /// `rnn`: a stacked tanh Elman RNN over the frames (`[B, T, F]`, or a
 /// `[B, 1, F, T]` spectrogram, transposed), Dropout, `time_fc`:
 /// Linear(T, 1) applied over the time axis (a learned weighting of the
-/// steps), `head`: Linear(hidden, classes).
+/// steps; with [`TimePool::Max`], the maximum over time instead), `head`:
+/// Linear(hidden, classes).
 ///
 /// 4,597 trainable parameters for 40 features, 50 frames, the default
 /// sizes and 2 classes. [`AudioModel::recurrent_stream`] feeds it one
@@ -49,7 +67,8 @@ pub struct SnapRnn {
     input: InputShape,
     rnn: Recurrent,
     dropout: Dropout,
-    time_fc: Linear,
+    /// `None` for [`TimePool::Max`].
+    time_fc: Option<Linear>,
     head: Linear,
 }
 
@@ -86,7 +105,10 @@ impl SnapRnn {
             input,
             rnn: rnn(input.height, config.hidden, config.layers, vb.pp("rnn"))?,
             dropout: dropout(config.dropout, &dropout_rng)?,
-            time_fc: linear(input.frames, 1, vb.pp("time_fc"))?,
+            time_fc: match config.time_pool {
+                TimePool::Linear => Some(linear(input.frames, 1, vb.pp("time_fc"))?),
+                TimePool::Max => None,
+            },
             head: linear(config.hidden, n_classes, vb.pp("head"))?,
         })
     }
@@ -136,8 +158,14 @@ impl AudioModel for SnapRnn {
         let out = self.rnn.forward(&seq)?;
         trace.record("rnn", &self.rnn, &out);
         let out = self.dropout.forward_t(&out, train)?;
-        let z = self.time_fc.forward(&out.transpose(1, 2)?)?.squeeze(2)?;
-        trace.record("time_fc", &self.time_fc, &z);
+        let z = match &self.time_fc {
+            Some(time_fc) => {
+                let z = time_fc.forward(&out.transpose(1, 2)?)?.squeeze(2)?;
+                trace.record("time_fc", time_fc, &z);
+                z
+            }
+            None => out.max(1)?,
+        };
         let y = self.head.forward(&z)?;
         trace.record("head", &self.head, &y);
         Ok(y)
@@ -161,8 +189,10 @@ pub struct SnapRnnStream {
     layers: Vec<[Vec<f32>; 3]>,
     /// Per layer, `h`.
     state: Vec<Vec<f32>>,
-    time_weights: Vec<f32>,
-    time_bias: f32,
+    /// `time_fc`'s weights and bias; `None` for the maximum over time.
+    time_fc: Option<(Vec<f32>, f32)>,
+    /// The window's length in frames.
+    frames: usize,
     head: Vec<f32>,
     head_bias: Vec<f32>,
     /// The last `T` top-layer outputs, frame-major, oldest at `next`.
@@ -187,8 +217,11 @@ impl SnapRnnStream {
             hidden,
             state: vec![vec![0.0; hidden]; layers.len()],
             layers,
-            time_weights: flat(model.time_fc.weight())?,
-            time_bias: flat(model.time_fc.bias())?[0],
+            time_fc: match &model.time_fc {
+                Some(fc) => Some((flat(fc.weight())?, flat(fc.bias())?[0])),
+                None => None,
+            },
+            frames: model.input.frames,
             head: flat(model.head.weight())?,
             head_bias: flat(model.head.bias())?,
             window: vec![0.0; hidden * model.input.frames],
@@ -225,19 +258,34 @@ impl SnapRnnStream {
         }
         let (h, top) = (self.hidden, self.state.last().expect("at least one layer"));
         self.window[self.next * h..][..h].copy_from_slice(top);
-        self.next = (self.next + 1) % self.time_weights.len();
+        self.next = (self.next + 1) % self.frames;
     }
 
-    /// `time_fc` over the window, oldest step first, then the head.
+    /// `time_fc` over the window, oldest step first (or the maximum over
+    /// it), then the head.
     fn output(&mut self) -> &[f32] {
-        let (h, frames) = (self.hidden, self.time_weights.len());
-        self.mixed.fill(self.time_bias);
-        for (t, &w) in self.time_weights.iter().enumerate() {
-            let out = &self.window[((self.next + t) % frames) * h..][..h];
-            self.mixed
-                .iter_mut()
-                .zip(out)
-                .for_each(|(m, o)| *m += w * o);
+        let (h, frames) = (self.hidden, self.frames);
+        let (window, next) = (&self.window, self.next);
+        let step = |t: usize| &window[((next + t) % frames) * h..][..h];
+        match &self.time_fc {
+            Some((weights, bias)) => {
+                self.mixed.fill(*bias);
+                for (t, &w) in weights.iter().enumerate() {
+                    self.mixed
+                        .iter_mut()
+                        .zip(step(t))
+                        .for_each(|(m, o)| *m += w * o);
+                }
+            }
+            None => {
+                self.mixed.fill(f32::NEG_INFINITY);
+                for t in 0..frames {
+                    self.mixed
+                        .iter_mut()
+                        .zip(step(t))
+                        .for_each(|(m, &o)| *m = m.max(o));
+                }
+            }
         }
         affine(
             &mut self.probabilities,
@@ -272,7 +320,7 @@ impl FrameStream for SnapRnnStream {
 /// plain loops (some 200,000 multiply-adds for 50 frames).
 impl WindowModel for SnapRnnStream {
     fn evaluate(&mut self, window: &[f32]) -> Result<&[f32]> {
-        let (f, n) = (self.input, self.time_weights.len());
+        let (f, n) = (self.input, self.frames);
         check_frame("SnapRnn", window, f * n)?;
         self.reset();
         let mut frame = std::mem::take(&mut self.frame);

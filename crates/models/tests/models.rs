@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use hark_models::{
     AudioCnnConfig, CrnnConfig, Error, FrameStream, InputShape, Model, ModelSpec, SmallCnnConfig,
-    SnapRnnConfig, VggConfig, VggMConfig, WindowStream, cross_entropy, softmax,
+    SnapRnnConfig, TimePool, VggConfig, VggMConfig, WindowStream, cross_entropy, softmax,
 };
 
 fn shape(channels: usize, height: usize, frames: usize) -> InputShape {
@@ -357,32 +357,38 @@ fn same_seed_same_weights_and_outputs() {
 
 #[test]
 fn streaming_the_snap_detector_frame_by_frame_equals_the_batch_forward() {
-    let input = shape(1, 40, 50);
-    let model = Model::new(&ModelSpec::SnapRnn(SnapRnnConfig::default()), 2, input, 9).unwrap();
-    let x = randn(&[1, 50, 40], 11);
-    let batch = softmax(&model.forward_masked(&x, None, false).unwrap()).unwrap();
-    let batch: Vec<f32> = batch.squeeze(0).unwrap().to_vec1().unwrap();
-    let frames: Vec<Vec<f32>> = x.squeeze(0).unwrap().to_vec2().unwrap();
-    let mut stream = model.recurrent_stream().unwrap().expect("SnapRnn streams");
-    assert_eq!(stream.frame_len(), 40);
-    let mut last = Vec::new();
-    for f in &frames {
-        last = stream
-            .push(f)
-            .unwrap()
-            .expect("an output every frame")
-            .to_vec();
+    for time_pool in [TimePool::Linear, TimePool::Max] {
+        let input = shape(1, 40, 50);
+        let config = SnapRnnConfig {
+            time_pool,
+            ..Default::default()
+        };
+        let model = Model::new(&ModelSpec::SnapRnn(config), 2, input, 9).unwrap();
+        let x = randn(&[1, 50, 40], 11);
+        let batch = softmax(&model.forward_masked(&x, None, false).unwrap()).unwrap();
+        let batch: Vec<f32> = batch.squeeze(0).unwrap().to_vec1().unwrap();
+        let frames: Vec<Vec<f32>> = x.squeeze(0).unwrap().to_vec2().unwrap();
+        let mut stream = model.recurrent_stream().unwrap().expect("SnapRnn streams");
+        assert_eq!(stream.frame_len(), 40);
+        let mut last = Vec::new();
+        for f in &frames {
+            last = stream
+                .push(f)
+                .unwrap()
+                .expect("an output every frame")
+                .to_vec();
+        }
+        for (a, b) in last.iter().zip(&batch) {
+            assert!((a - b).abs() < 1e-5, "{time_pool:?}: {last:?} vs {batch:?}");
+        }
+        // After a reset the same frames give the same answer again.
+        stream.reset();
+        for f in &frames {
+            last = stream.push(f).unwrap().unwrap().to_vec();
+        }
+        assert!((last[1] - batch[1]).abs() < 1e-5);
+        assert!(stream.push(&[0.0; 3]).is_err());
     }
-    for (a, b) in last.iter().zip(&batch) {
-        assert!((a - b).abs() < 1e-5, "{last:?} vs {batch:?}");
-    }
-    // After a reset the same frames give the same answer again.
-    stream.reset();
-    for f in &frames {
-        last = stream.push(f).unwrap().unwrap().to_vec();
-    }
-    assert!((last[1] - batch[1]).abs() < 1e-5);
-    assert!(stream.push(&[0.0; 3]).is_err());
     // Models without state have no recurrent stream.
     let cnn = Model::new(
         &ModelSpec::SmallCnn(Default::default()),
@@ -401,6 +407,13 @@ fn a_window_stream_evaluates_the_last_frames_every_hop() {
     for (spec, channels) in [
         (ModelSpec::SmallCnn(Default::default()), 2),
         (ModelSpec::SnapRnn(Default::default()), 1),
+        (
+            ModelSpec::SnapRnn(SnapRnnConfig {
+                time_pool: TimePool::Max,
+                ..Default::default()
+            }),
+            1,
+        ),
     ] {
         let model = Model::new(&spec, 3, shape(channels, 40, 20), 1).unwrap();
         let frames: Vec<Vec<f32>> = randn(&[70, 40], 5).to_vec2().unwrap();

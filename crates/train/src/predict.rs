@@ -1,16 +1,19 @@
-//! Classifying files with a finished run: a file longer than the model's
-//! clip is cut into half-overlapping windows of the training clip length,
-//! each window gets class probabilities, and the file their mean.
+//! Classifying files with a finished run: the file streams once through the
+//! same chain as `hark listen` (see [`crate::Listener`]), its log-mel cut
+//! into half-overlapping windows of the model's input length, the last one
+//! padded with silence to reach the end; each window gets class
+//! probabilities, and the file their mean. Memory is one window and one
+//! read buffer, whatever the file's length or its header.
 
 use std::path::Path;
 
-use hark_data::{Example, FeatureExtractor, Features, Loader, Span};
-use hark_dsp::ResamplerCache;
-use hark_models::{Model, softmax};
+use hark_data::AudioFile;
+use hark_models::Model;
 
-use crate::error::features_error;
-use crate::loaders::loader_config;
-use crate::{Checkpoint, ExperimentConfig, ModelInfo, Result, RunDir, batch_tensor};
+use crate::{
+    Checkpoint, ExperimentConfig, ListenOptions, Listener, ModelInfo, Output, Result, RunDir,
+    StreamMode,
+};
 
 /// One window's class probabilities.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +35,9 @@ pub struct FilePrediction {
     pub windows: Vec<WindowPrediction>,
     /// The mean of the windows' probabilities.
     pub mean: Vec<f32>,
+    /// Problems at the end of the file that did not stop it (a partial
+    /// frame, a header that claims more data than there is).
+    pub warnings: Vec<String>,
 }
 
 /// A finished run's best model, its features and classes, ready to
@@ -41,7 +47,6 @@ pub struct Predictor {
     config: ExperimentConfig,
     info: ModelInfo,
     model: Model,
-    extractor: FeatureExtractor,
 }
 
 impl Predictor {
@@ -49,17 +54,15 @@ impl Predictor {
     ///
     /// # Errors
     /// A run directory whose config, model description or checkpoint
-    /// cannot be read; feature settings the extractor rejects.
+    /// cannot be read.
     pub fn open(run: &RunDir) -> Result<Self> {
         let config = run.read_config(&[])?;
-        let extractor = FeatureExtractor::new(&config.features).map_err(features_error)?;
         let info = run.read_model_info()?;
         let model = info.load(config.train.seed, &run.weights(Checkpoint::Best))?;
         Ok(Self {
             config,
             info,
             model,
-            extractor,
         })
     }
 
@@ -78,72 +81,53 @@ impl Predictor {
         &self.info.classes
     }
 
-    /// The windows of a file of `seconds`: the training clip length, half
-    /// overlapping, the last reaching the end; a model trained without a
-    /// fixed length sees the whole file at once.
-    pub fn windows(&self, seconds: f64) -> Vec<(f64, f64)> {
-        let window = self.config.features.duration.unwrap_or(seconds).max(1e-3);
-        let hop = window / 2.0;
-        let mut spans = vec![(0.0, window)];
-        while spans.last().is_some_and(|s| s.1 < seconds) {
-            let start = spans.len() as f64 * hop;
-            spans.push((start, start + window));
-        }
-        spans
-    }
-
-    /// Classifies `file`'s windows; `resamplers` is reused across files.
+    /// Classifies `file`'s windows.
     ///
     /// # Errors
     /// A file that cannot be read or decoded, or a failed forward pass.
-    pub fn predict_file(
-        &self,
-        file: &Path,
-        resamplers: &mut ResamplerCache,
-    ) -> Result<FilePrediction> {
-        let seconds = hark_data::inspect(file)?.duration_secs();
-        let spans = self.windows(seconds);
-        let clips = spans
-            .iter()
-            .map(|&(start, end)| {
-                let mut e = Example::new(file.to_path_buf(), 0, String::new());
-                e.span = Some(Span { start, end });
-                self.extractor.extract(&e, resamplers)
-            })
-            .collect::<std::result::Result<Vec<Features>, _>>()?;
-        let n = clips.len();
-        let batches = Loader::new(
-            clips,
-            vec![0; n],
-            self.extractor.clone(),
-            Default::default(),
-            self.config.train.normalization,
-            loader_config(&self.config, false, n),
-        )?;
-        let mut probabilities = Vec::with_capacity(n);
-        for batch in batches.epoch(0) {
-            let batch = batch?;
-            let x = batch_tensor(&batch)?;
-            let logits = self.model.forward_masked(&x, Some(&batch.lengths), false)?;
-            probabilities.extend(softmax(&logits)?.to_vec2::<f32>()?);
-        }
-        let mut mean = vec![0.0f32; self.info.classes.len()];
-        for probs in &probabilities {
-            mean.iter_mut()
-                .zip(probs)
-                .for_each(|(m, p)| *m += p / n as f32);
-        }
-        let windows = (spans.into_iter().zip(probabilities))
-            .map(|((start, end), probabilities)| WindowPrediction {
+    pub fn predict_file(&self, file: &Path) -> Result<FilePrediction> {
+        let mut audio = AudioFile::open(file)?;
+        let window = self.model.input_shape().frames;
+        let options = ListenOptions {
+            hop_frames: (window / 2).max(1),
+            mode: StreamMode::Window,
+            ..Default::default()
+        };
+        let mut listener = Listener::new(self, audio.rate(), &options)?;
+        let mut windows = Vec::new();
+        let mut keep = |o: Output| {
+            if let Output::Probabilities {
                 start,
-                end: end.min(seconds),
+                end,
                 probabilities,
-            })
-            .collect();
+            } = o
+            {
+                windows.push(WindowPrediction {
+                    start,
+                    end,
+                    probabilities: probabilities.to_vec(),
+                });
+            }
+        };
+        let mut chunk = Vec::new();
+        while audio.read_mono(&mut chunk)? > 0 {
+            listener.push(&chunk, &mut keep)?;
+        }
+        listener.finish(&mut keep)?;
+        let seconds = listener.seconds();
+        let mut mean = vec![0.0f32; self.info.classes.len()];
+        let n = windows.len() as f32;
+        for w in &mut windows {
+            w.end = w.end.min(seconds);
+            mean.iter_mut()
+                .zip(&w.probabilities)
+                .for_each(|(m, p)| *m += p / n);
+        }
         Ok(FilePrediction {
             seconds,
             windows,
             mean,
+            warnings: audio.warnings(),
         })
     }
 }
