@@ -116,7 +116,11 @@ pub fn generate_event_synth(root: &Path, config: &EventSynthConfig) -> Result<Ev
         if label == 1 {
             // Anywhere with 50 ms to spare at either end.
             let at = rng.random_range(0.05..config.clip_seconds - 0.25);
-            mix(&mut clip, &transient(&mut rng, rate), (at * rate as f64) as usize);
+            mix(
+                &mut clip,
+                &transient(&mut rng, rate),
+                (at * rate as f64) as usize,
+            );
             positives += 1;
         }
         let name = format!("clip-{i:05}");
