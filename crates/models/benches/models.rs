@@ -15,7 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use candle_core::{Device, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hark_models::{InputShape, Model, ModelSpec, cross_entropy};
+use hark_models::{FrameStream, InputShape, Model, ModelSpec, cross_entropy};
 
 /// The two reference models with their benchmark inputs.
 fn cases() -> [(&'static str, ModelSpec, InputShape); 2] {
@@ -132,5 +132,54 @@ fn bench_snap(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_train, bench_infer, bench_snap);
+/// One streamed frame through SnapRnn (40 mels, 50-frame window, `max`
+/// time pooling as in configs/snap-rnn.toml): a step of its recurrent
+/// stream, and a whole window evaluated from a zero state (what `hark
+/// listen` runs per hop with a per-window normalisation).
+fn bench_snap_stream(c: &mut Criterion) {
+    let mut group = c.benchmark_group("snap_rnn_stream");
+    let shape = InputShape {
+        channels: 1,
+        height: 40,
+        frames: 50,
+    };
+    let spec = ModelSpec::SnapRnn(hark_models::SnapRnnConfig {
+        time_pool: hark_models::TimePool::Max,
+        ..Default::default()
+    });
+    let model = Model::new(&spec, 2, shape, 0).unwrap();
+    let frames: Vec<f32> = input(shape, 1).flatten_all().unwrap().to_vec1().unwrap();
+    let mut stream = model.recurrent_stream().unwrap().unwrap();
+    let mut rows = frames.chunks_exact(40).cycle();
+    group.bench_function("recurrent_step", |b| {
+        b.iter(|| {
+            stream
+                .push(black_box(rows.next().unwrap()))
+                .unwrap()
+                .map(|p| p[1])
+        })
+    });
+    let mut windows = hark_models::WindowStream::new(&model, 1, Box::new(|_| {})).unwrap();
+    let mut rows = frames.chunks_exact(40).cycle();
+    for _ in 0..50 {
+        windows.push(rows.next().unwrap()).unwrap();
+    }
+    group.bench_function("window_per_frame", |b| {
+        b.iter(|| {
+            windows
+                .push(black_box(rows.next().unwrap()))
+                .unwrap()
+                .map(|p| p[1])
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_train,
+    bench_infer,
+    bench_snap,
+    bench_snap_stream
+);
 criterion_main!(benches);
