@@ -106,7 +106,9 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
                     (p.dataset.classes.len(), p.input_shape()?)
                 }
             };
-            let model = hark_models::Model::new(&config.model, n, input, config.train.seed)?;
+            let m = &config.model;
+            let model =
+                hark_models::Model::with_output(&m.spec, n, m.output, input, config.train.seed)?;
             writeln!(out, "{}", model.summary()?)?;
         }
         Task::Synth { out: dir, config } => {
@@ -205,7 +207,10 @@ fn eval(
     if part.is_empty() {
         bail!("no {name} examples to evaluate");
     }
-    let eval = evaluate(&model, &loader(&p, &config, &part, false)?)?;
+    let mut eval = evaluate(&model, &loader(&p, &config, &part, false)?)?;
+    if let Some(t) = info.threshold {
+        eval = eval.with_threshold(t);
+    }
     let (_, report) = classification_report(&eval, &info.classes)?;
     let text = report.to_string();
     let path = dir.eval_report(name);

@@ -206,9 +206,10 @@ pub struct ListenArgs {
     /// List the input devices and exit.
     #[arg(long)]
     pub list_devices: bool,
-    /// Probability at which an event starts.
-    #[arg(long, default_value_t = 0.5)]
-    pub threshold: f32,
+    /// Probability at which an event starts (default: the run's decision
+    /// threshold for a sigmoid output, else 0.5).
+    #[arg(long)]
+    pub threshold: Option<f32>,
     /// Probability below which an event ends (default: --threshold).
     #[arg(long)]
     pub off_threshold: Option<f32>,

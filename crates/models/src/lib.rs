@@ -93,8 +93,11 @@ pub use dropout::{Dropout, DropoutRng, dropout};
 pub use error::{Error, Result};
 pub use init::Init;
 pub use linear::{Linear, linear};
-pub use loss::{cross_entropy, log_softmax, softmax};
-pub use model::{AudioModel, InputShape, Model, ModelSpec, build};
+pub use loss::{
+    binary_cross_entropy, class_probabilities, classification_loss, cross_entropy, log_softmax,
+    softmax,
+};
+pub use model::{AudioModel, InputShape, Model, ModelSpec, Output, build};
 pub use params::{ParamStore, read_metadata, read_tensors, save_tensors};
 pub use pool::{avg_pool2d, max_pool2d, max_pool2d_hw};
 pub use rnn::{Cell, Recurrent, lstm, rnn};

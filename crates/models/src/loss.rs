@@ -1,5 +1,9 @@
-//! Cross-entropy on logits, as `F.cross_entropy(logits, labels)` with mean
-//! reduction.
+//! Losses on logits with mean reduction: cross-entropy over `C >= 2`
+//! outputs (`F.cross_entropy`), and binary cross-entropy over one sigmoid
+//! output (`F.binary_cross_entropy_with_logits`, seed 000's detector). A
+//! model with one output is a binary classifier whose output is the logit
+//! of class 1; [`classification_loss`] and [`class_probabilities`] pick the
+//! right form from the logits' width.
 
 use candle_core::{D, Tensor};
 
@@ -45,6 +49,59 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
     Ok((picked.neg()? / b as f64)?)
 }
 
+/// Mean binary cross-entropy of one logit per example `[B, 1]` against
+/// labels 0 or 1: `max(z, 0) - z y + log(1 + exp(-|z|))`, which never
+/// overflows.
+///
+/// # Errors
+/// When `labels` has not `B` entries or one is above 1.
+pub fn binary_cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
+    let (b, c) = logits.dims2()?;
+    if c != 1 || labels.len() != b {
+        return Err(crate::Error::Layer(format!(
+            "binary_cross_entropy takes [B, 1] logits and B labels, got {:?} and {}",
+            logits.dims(),
+            labels.len()
+        )));
+    }
+    if let Some(bad) = labels.iter().find(|&&l| l > 1) {
+        return Err(crate::Error::Layer(format!(
+            "label {bad} is out of range for a binary output"
+        )));
+    }
+    let y: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+    let y = Tensor::from_vec(y, (b, 1), logits.device())?;
+    let soft = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    let loss = ((logits.relu()? - (logits * y)?)? + soft)?;
+    Ok((loss.sum_all()? / b as f64)?)
+}
+
+/// [`binary_cross_entropy`] for one output, else [`cross_entropy`].
+///
+/// # Errors
+/// As the loss chosen.
+pub fn classification_loss(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
+    match logits.dims2()? {
+        (_, 1) => binary_cross_entropy(logits, labels),
+        _ => cross_entropy(logits, labels),
+    }
+}
+
+/// Per-class probabilities `[B, C]`: the softmax of `C >= 2` logits, or
+/// `[1 - p, p]` with `p = sigmoid(z)` for one logit.
+///
+/// # Errors
+/// Only from the tensor ops.
+pub fn class_probabilities(logits: &Tensor) -> Result<Tensor> {
+    match logits.dims2()? {
+        (_, 1) => {
+            let p = crate::ops::act::sigmoid(logits)?;
+            Ok(Tensor::cat(&[&(1.0 - &p)?, &p], 1)?)
+        }
+        _ => softmax(logits),
+    }
+}
+
 /// Softmax over the last axis (no backward needed: for reporting).
 ///
 /// # Errors
@@ -57,6 +114,36 @@ pub fn softmax(logits: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn binary_cross_entropy_and_probabilities_of_one_logit() {
+        let z = [2.0f32, -1.0, 30.0, -30.0];
+        let logits = Tensor::new(&[[z[0]], [z[1]], [z[2]], [z[3]]], &Device::Cpu).unwrap();
+        let labels = [1, 0, 0, 1];
+        let got: f32 = classification_loss(&logits, &labels)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        let want: f64 = z
+            .iter()
+            .zip(labels)
+            .map(|(&z, y)| {
+                // -ln(sigmoid(z)) = ln(1 + e^-z), -ln(1 - sigmoid(z)) = ln(1 + e^z).
+                let z = z as f64;
+                if y == 1 {
+                    (-z).exp().ln_1p()
+                } else {
+                    z.exp().ln_1p()
+                }
+            })
+            .sum::<f64>()
+            / 4.0;
+        assert!((got as f64 - want).abs() < 1e-5, "{got} vs {want}");
+        let p: Vec<Vec<f32>> = class_probabilities(&logits).unwrap().to_vec2().unwrap();
+        let s = 1.0 / (1.0 + (-2.0f32).exp());
+        assert!((p[0][1] - s).abs() < 1e-6 && (p[0][0] + p[0][1] - 1.0).abs() < 1e-6);
+        assert!(binary_cross_entropy(&logits, &[0, 1, 2, 0]).is_err());
+    }
 
     #[test]
     fn cross_entropy_equals_the_hand_computed_value() {

@@ -136,36 +136,77 @@ impl Default for ModelSpec {
     }
 }
 
-/// Builds the network `spec` describes for `n_classes` classes and inputs of
-/// `input`, with its tensors from `vb`.
+/// What a classifier's last layer gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    /// One logit per class, a softmax over them, cross-entropy.
+    #[default]
+    Softmax,
+    /// For two classes: one logit, the sigmoid's probability of class 1,
+    /// binary cross-entropy (seed 000's detector).
+    Sigmoid,
+}
+
+impl Output {
+    /// Whether this is the default (left out of saved configs).
+    pub fn is_softmax(&self) -> bool {
+        *self == Self::Softmax
+    }
+
+    /// The last layer's width for `n_classes` classes.
+    ///
+    /// # Errors
+    /// [`Error::Spec`] for fewer than 2 classes, or a sigmoid over more.
+    pub fn outputs(self, n_classes: usize) -> Result<usize> {
+        match (self, n_classes) {
+            (_, 0 | 1) => Err(Error::Spec {
+                field: "n_classes",
+                rule: "must be at least 2",
+                got: n_classes.to_string(),
+            }),
+            (Self::Sigmoid, 2) => Ok(1),
+            (Self::Sigmoid, n) => Err(Error::Spec {
+                field: "output",
+                rule: "sigmoid needs exactly 2 classes",
+                got: n.to_string(),
+            }),
+            (Self::Softmax, n) => Ok(n),
+        }
+    }
+}
+
+/// Builds the network `spec` describes with `n_outputs` logits (the class
+/// count, or 1 for a sigmoid output) and inputs of `input`, with its
+/// tensors from `vb`.
 ///
 /// # Errors
-/// [`Error::Spec`] for an option out of range, [`Error::Input`] for an input
-/// shape the architecture cannot take.
+/// [`Error::Spec`] for an option out of range or no outputs, [`Error::Input`]
+/// for an input shape the architecture cannot take.
 pub fn build(
     spec: &ModelSpec,
-    n_classes: usize,
+    n_outputs: usize,
     input: InputShape,
     vb: VarBuilder,
 ) -> Result<Box<dyn AudioModel>> {
-    if n_classes < 2 {
+    if n_outputs == 0 {
         return Err(Error::Spec {
-            field: "n_classes",
-            rule: "must be at least 2",
-            got: n_classes.to_string(),
+            field: "n_outputs",
+            rule: "must be at least 1",
+            got: "0".into(),
         });
     }
     Ok(match spec {
-        ModelSpec::AudioCnn(c) => Box::new(AudioCnn::new(c, n_classes, input, vb)?),
-        ModelSpec::Crnn(c) => Box::new(Crnn::new(c, n_classes, input, vb)?),
-        ModelSpec::SmallCnn(c) => Box::new(SmallCnn::new(c, n_classes, input, vb)?),
+        ModelSpec::AudioCnn(c) => Box::new(AudioCnn::new(c, n_outputs, input, vb)?),
+        ModelSpec::Crnn(c) => Box::new(Crnn::new(c, n_outputs, input, vb)?),
+        ModelSpec::SmallCnn(c) => Box::new(SmallCnn::new(c, n_outputs, input, vb)?),
         ModelSpec::VggUltraMini(c) => {
-            Box::new(Vgg::new(VggVariant::UltraMini, c, n_classes, input, vb)?)
+            Box::new(Vgg::new(VggVariant::UltraMini, c, n_outputs, input, vb)?)
         }
-        ModelSpec::VggMini(c) => Box::new(Vgg::new(VggVariant::Mini, c, n_classes, input, vb)?),
-        ModelSpec::VggPool(c) => Box::new(Vgg::new(VggVariant::Pool, c, n_classes, input, vb)?),
-        ModelSpec::VggM(c) => Box::new(VggM::new(c, n_classes, input, vb)?),
-        ModelSpec::SnapRnn(c) => Box::new(SnapRnn::new(c, n_classes, input, vb)?),
+        ModelSpec::VggMini(c) => Box::new(Vgg::new(VggVariant::Mini, c, n_outputs, input, vb)?),
+        ModelSpec::VggPool(c) => Box::new(Vgg::new(VggVariant::Pool, c, n_outputs, input, vb)?),
+        ModelSpec::VggM(c) => Box::new(VggM::new(c, n_outputs, input, vb)?),
+        ModelSpec::SnapRnn(c) => Box::new(SnapRnn::new(c, n_outputs, input, vb)?),
     })
 }
 
@@ -175,23 +216,40 @@ pub fn build(
 pub struct Model {
     spec: ModelSpec,
     n_classes: usize,
+    output: Output,
     input: InputShape,
     store: ParamStore,
     net: Box<dyn AudioModel>,
 }
 
 impl Model {
-    /// Builds `spec` with parameters, and dropout masks, drawn from `seed`.
+    /// Builds `spec` with a softmax over `n_classes` outputs, parameters
+    /// and dropout masks drawn from `seed`.
     ///
     /// # Errors
-    /// As [`build`].
+    /// As [`build`], and fewer than 2 classes.
     pub fn new(spec: &ModelSpec, n_classes: usize, input: InputShape, seed: u64) -> Result<Self> {
+        Self::with_output(spec, n_classes, Output::Softmax, input, seed)
+    }
+
+    /// [`Model::new`] with the last layer `output` asks for.
+    ///
+    /// # Errors
+    /// As [`build`] and [`Output::outputs`].
+    pub fn with_output(
+        spec: &ModelSpec,
+        n_classes: usize,
+        output: Output,
+        input: InputShape,
+        seed: u64,
+    ) -> Result<Self> {
         let store = ParamStore::new(seed);
-        let net = build(spec, n_classes, input, store.var_builder())?;
+        let net = build(spec, output.outputs(n_classes)?, input, store.var_builder())?;
         net.dropout_rng().reseed(seed);
         Ok(Self {
             spec: spec.clone(),
             n_classes,
+            output,
             input,
             store,
             net,
@@ -247,6 +305,11 @@ impl Model {
     /// The number of classes.
     pub fn n_classes(&self) -> usize {
         self.n_classes
+    }
+
+    /// What the last layer gives.
+    pub fn output(&self) -> Output {
+        self.output
     }
 
     /// The input shape it was built for.

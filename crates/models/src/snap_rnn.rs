@@ -228,7 +228,8 @@ impl SnapRnnStream {
             next: 0,
             pre: vec![0.0; hidden],
             mixed: vec![0.0; hidden],
-            probabilities: vec![0.0; model.head.out_features()],
+            // A one-logit (sigmoid) head still gives both classes.
+            probabilities: vec![0.0; model.head.out_features().max(2)],
             frame: vec![0.0; model.input.height],
         })
     }
@@ -287,13 +288,10 @@ impl SnapRnnStream {
                 }
             }
         }
-        affine(
-            &mut self.probabilities,
-            &self.head,
-            &self.head_bias,
-            &self.mixed,
-        );
-        softmax_in_place(&mut self.probabilities);
+        let outputs = self.head_bias.len();
+        let logits = &mut self.probabilities[..outputs];
+        affine(logits, &self.head, &self.head_bias, &self.mixed);
+        probabilities_in_place(&mut self.probabilities, outputs == 1);
         &self.probabilities
     }
 }
@@ -336,8 +334,15 @@ impl WindowModel for SnapRnnStream {
     }
 }
 
-/// Softmax of a few logits, in place.
-fn softmax_in_place(x: &mut [f32]) {
+/// Class probabilities from logits in place, as
+/// [`crate::class_probabilities`]: a softmax, or with `sigmoid` the one
+/// logit `z` in `x[0]` becomes `[1 - sigmoid(z), sigmoid(z)]`.
+fn probabilities_in_place(x: &mut [f32], sigmoid: bool) {
+    if sigmoid {
+        let p = 1.0 / (1.0 + (-x[0]).exp());
+        x[..2].copy_from_slice(&[1.0 - p, p]);
+        return;
+    }
     let max = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     x.iter_mut().for_each(|v| *v = (*v - max).exp());
     let sum: f32 = x.iter().sum();

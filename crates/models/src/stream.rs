@@ -10,7 +10,7 @@ use std::fmt;
 
 use candle_core::{Device, Tensor};
 
-use crate::{Error, Model, Result, softmax};
+use crate::{Error, Model, Result, class_probabilities};
 
 /// A model fed one feature frame at a time.
 pub trait FrameStream: Send + fmt::Debug {
@@ -68,7 +68,7 @@ impl WindowModel for ForwardWindow<'_> {
             x
         };
         let logits = self.model.forward_masked(&x, None, false)?;
-        self.probabilities = softmax(&logits)?.squeeze(0)?.to_vec1()?;
+        self.probabilities = class_probabilities(&logits)?.squeeze(0)?.to_vec1()?;
         Ok(&self.probabilities)
     }
 }

@@ -3,8 +3,9 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use hark_models::{
-    AudioCnnConfig, CrnnConfig, Error, FrameStream, InputShape, Model, ModelSpec, SmallCnnConfig,
-    SnapRnnConfig, TimePool, VggConfig, VggMConfig, WindowStream, cross_entropy, softmax,
+    AudioCnnConfig, CrnnConfig, Error, FrameStream, InputShape, Model, ModelSpec, Output,
+    SmallCnnConfig, SnapRnnConfig, TimePool, VggConfig, VggMConfig, WindowStream,
+    class_probabilities, cross_entropy, softmax,
 };
 
 fn shape(channels: usize, height: usize, frames: usize) -> InputShape {
@@ -357,15 +358,25 @@ fn same_seed_same_weights_and_outputs() {
 
 #[test]
 fn streaming_the_snap_detector_frame_by_frame_equals_the_batch_forward() {
-    for time_pool in [TimePool::Linear, TimePool::Max] {
+    for (time_pool, output) in [
+        (TimePool::Linear, Output::Softmax),
+        (TimePool::Max, Output::Softmax),
+        (TimePool::Max, Output::Sigmoid),
+    ] {
         let input = shape(1, 40, 50);
         let config = SnapRnnConfig {
             time_pool,
             ..Default::default()
         };
-        let model = Model::new(&ModelSpec::SnapRnn(config), 2, input, 9).unwrap();
+        let spec = ModelSpec::SnapRnn(config);
+        let model = Model::with_output(&spec, 2, output, input, 9).unwrap();
         let x = randn(&[1, 50, 40], 11);
-        let batch = softmax(&model.forward_masked(&x, None, false).unwrap()).unwrap();
+        let logits = model.forward_masked(&x, None, false).unwrap();
+        assert_eq!(
+            logits.dims(),
+            [1, if output == Output::Sigmoid { 1 } else { 2 }]
+        );
+        let batch = class_probabilities(&logits).unwrap();
         let batch: Vec<f32> = batch.squeeze(0).unwrap().to_vec1().unwrap();
         let frames: Vec<Vec<f32>> = x.squeeze(0).unwrap().to_vec2().unwrap();
         let mut stream = model.recurrent_stream().unwrap().expect("SnapRnn streams");

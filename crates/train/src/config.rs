@@ -9,7 +9,7 @@ use hark_data::{
     AnnotationColumns, AugmentConfig, DatasetKind, FeatureConfig, FeatureExtractor, LoadOptions,
     Normalization, SplitRatios,
 };
-use hark_models::{InputShape, ModelSpec};
+use hark_models::{InputShape, ModelSpec, Output};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, OptimizerConfig, Result, ScheduleConfig};
@@ -24,12 +24,25 @@ pub struct ExperimentConfig {
     pub features: FeatureConfig,
     /// On-the-fly augmentation of training batches.
     pub augment: AugmentConfig,
-    /// The architecture (`kind` and its options).
-    pub model: ModelSpec,
+    /// The architecture (`kind` and its options) and its output.
+    pub model: ModelSection,
     /// The optimisation.
     pub train: TrainConfig,
     /// Where runs are written.
     pub output: OutputConfig,
+}
+
+/// `[model]`: the architecture's `kind` and options, and `output`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModelSection {
+    /// The architecture.
+    #[serde(flatten)]
+    pub spec: ModelSpec,
+    /// `softmax` (one logit per class, cross-entropy) or `sigmoid` (for two
+    /// classes: one logit, binary cross-entropy, and a decision threshold
+    /// chosen on the validation set). Default: softmax.
+    #[serde(default, skip_serializing_if = "Output::is_softmax")]
+    pub output: Output,
 }
 
 /// `[data]`: the dataset and how it is split.

@@ -70,8 +70,8 @@ mod trainer;
 pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{TrainState, load_checkpoint, save_checkpoint};
 pub use config::{
-    ASSUMED_SECONDS, DataConfig, EarlyStopping, ExperimentConfig, Monitor, OutputConfig,
-    TrainConfig, Validation,
+    ASSUMED_SECONDS, DataConfig, EarlyStopping, ExperimentConfig, ModelSection, Monitor,
+    OutputConfig, TrainConfig, Validation,
 };
 pub use cv::{CvSummary, FoldResult, cross_validate};
 pub use error::{Error, Result};
@@ -90,5 +90,6 @@ pub use run_dir::{Checkpoint, RunDir};
 pub use schedule::{Anneal, LrSchedule, ScheduleConfig};
 pub use sgd::{Sgd, SgdConfig};
 pub use trainer::{
-    EpochMetrics, Evaluation, Prediction, Trainer, argmax, batch_tensor, clip_grad_norm, evaluate,
+    EpochMetrics, Evaluation, Prediction, Trainer, argmax, batch_tensor, choose_threshold,
+    clip_grad_norm, evaluate,
 };

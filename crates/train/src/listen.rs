@@ -47,8 +47,10 @@ pub enum StreamMode {
 /// How probabilities become events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenOptions {
-    /// An event starts when its class's probability reaches this. Default: 0.5.
-    pub threshold: f32,
+    /// An event starts when its class's probability reaches this. Default:
+    /// the run's decision threshold (a sigmoid output's, chosen on the
+    /// validation set), else 0.5.
+    pub threshold: Option<f32>,
     /// An event ends when the probability falls below this (hysteresis).
     /// Default: the on threshold.
     pub off_threshold: Option<f32>,
@@ -72,7 +74,7 @@ pub struct ListenOptions {
 impl Default for ListenOptions {
     fn default() -> Self {
         Self {
-            threshold: 0.5,
+            threshold: None,
             off_threshold: None,
             min_duration: None,
             hold: 0.0,
@@ -266,10 +268,8 @@ impl<'p> Listener<'p> {
         let config = predictor.config();
         let features = &config.features;
         let model: &'p Model = predictor.model();
-        let (on, off) = (
-            options.threshold,
-            options.off_threshold.unwrap_or(options.threshold),
-        );
+        let on = (options.threshold).or(predictor.threshold()).unwrap_or(0.5);
+        let off = options.off_threshold.unwrap_or(on);
         let unit = "must be within [0, 1]";
         check_range("--threshold", on as f64, 0.0, 1.0, unit)?;
         check_range(

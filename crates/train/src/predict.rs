@@ -76,6 +76,12 @@ impl Predictor {
         &self.model
     }
 
+    /// The decision threshold on class 1's probability that training chose
+    /// for a sigmoid output.
+    pub fn threshold(&self) -> Option<f32> {
+        self.info.threshold
+    }
+
     /// The class names, in label order.
     pub fn classes(&self) -> &[String] {
         &self.info.classes

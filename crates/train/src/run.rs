@@ -2,14 +2,14 @@
 //! run directory written.
 
 use hark_data::{Loader, Split};
-use hark_models::{InputShape, Model};
+use hark_models::{InputShape, Model, Output};
 use serde::{Deserialize, Serialize};
 
 use crate::observer::RunLog;
 use crate::run_dir::{write_file, write_json};
 use crate::{
-    Checkpoint, Error, ExperimentConfig, Observer, Prepared, Result, RunDir, Trainer, curves_png,
-    evaluate, loader, write_report,
+    Checkpoint, Error, ExperimentConfig, Observer, Prepared, Result, RunDir, Trainer,
+    choose_threshold, curves_png, evaluate, loader, write_report,
 };
 
 /// What a run directory's `model.json` records to rebuild its model for
@@ -18,6 +18,13 @@ use crate::{
 pub struct ModelInfo {
     /// The architecture.
     pub spec: hark_models::ModelSpec,
+    /// What the last layer gives.
+    #[serde(default, skip_serializing_if = "Output::is_softmax")]
+    pub output: Output,
+    /// For a sigmoid output: the threshold on the probability of class 1,
+    /// chosen on the validation set, that eval, predict and listen decide by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f32>,
     /// Class names, in label order.
     pub classes: Vec<String>,
     /// The input shape it was built for.
@@ -30,9 +37,10 @@ impl ModelInfo {
     /// # Errors
     /// As [`Model::new`].
     pub fn build(&self, seed: u64) -> Result<Model> {
-        Ok(Model::new(
+        Ok(Model::with_output(
             &self.spec,
             self.classes.len(),
+            self.output,
             self.input,
             seed,
         )?)
@@ -102,8 +110,10 @@ pub fn run(
     };
     let test = loader(prepared, config, &test_part, false)?;
 
-    let info = ModelInfo {
-        spec: config.model.clone(),
+    let mut info = ModelInfo {
+        spec: config.model.spec.clone(),
+        output: config.model.output,
+        threshold: None,
         classes: prepared.dataset.classes.clone(),
         input: prepared.input_shape()?,
     };
@@ -113,7 +123,7 @@ pub fn run(
     log.note(&format!(
         "{}: {} with {} parameters on {}x{}x{} inputs; {} training, {} validation, {} test examples",
         run.path().display(),
-        config.model.kind(),
+        config.model.spec.kind(),
         model.num_trainable(),
         info.input.channels,
         info.input.height,
@@ -132,7 +142,19 @@ pub fn run(
     }
     let state = trainer.fit(&train, val.as_ref(), run, &mut log)?.clone();
     model.load(&run.weights(Checkpoint::Best))?;
-    let eval = evaluate(&model, &test)?;
+    let mut eval = evaluate(&model, &test)?;
+    if info.output == Output::Sigmoid {
+        let threshold = match &val {
+            Some(v) => choose_threshold(&evaluate(&model, v)?),
+            None => 0.5,
+        };
+        log.note(&format!(
+            "decision threshold {threshold:.4} (macro F1 on validation)"
+        ));
+        info.threshold = Some(threshold);
+        write_json(&run.model_info(), &info)?;
+        eval = eval.with_threshold(threshold);
+    }
     let result = write_report(prepared, &eval, &test_part.examples, run, &state)?;
     curves_png(&run.curves_png(), &state.history)?;
     log.note(&format!(

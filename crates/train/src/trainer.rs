@@ -8,7 +8,7 @@ use std::time::Instant;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use hark_data::{Batch, Loader, write_atomic};
-use hark_models::{Model, cross_entropy, softmax};
+use hark_models::{Model, class_probabilities, classification_loss};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{load_checkpoint, save_checkpoint};
@@ -74,7 +74,7 @@ pub struct Prediction {
 /// A pass over a loader in eval mode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
-    /// Mean cross-entropy.
+    /// Mean cross-entropy (binary for a sigmoid output).
     pub loss: f64,
     /// Fraction predicted correctly.
     pub accuracy: f64,
@@ -107,8 +107,8 @@ pub fn evaluate(model: &Model, loader: &Loader) -> Result<Evaluation> {
         let (loss, probs) = rayon::scope(|_| -> Result<(f32, Vec<Vec<f32>>)> {
             let logits =
                 model.forward_masked(&batch_tensor(&batch)?, Some(&batch.lengths), false)?;
-            let loss = cross_entropy(&logits, &batch.labels)?.to_scalar()?;
-            Ok((loss, softmax(&logits)?.to_vec2()?))
+            let loss = classification_loss(&logits, &batch.labels)?.to_scalar()?;
+            Ok((loss, class_probabilities(&logits)?.to_vec2()?))
         })?;
         loss_sum += loss as f64 * batch.labels.len() as f64;
         for ((p, &label), &index) in probs.into_iter().zip(&batch.labels).zip(&batch.indices) {
@@ -128,6 +128,55 @@ pub fn evaluate(model: &Model, loader: &Loader) -> Result<Evaluation> {
         accuracy: correct as f64 / n,
         predictions,
     })
+}
+
+impl Evaluation {
+    /// The same predictions decided by a threshold on the probability of
+    /// class 1 instead of the most probable class (binary classifiers).
+    pub fn with_threshold(mut self, threshold: f32) -> Self {
+        let mut correct = 0;
+        for p in &mut self.predictions {
+            p.predicted = usize::from(p.probabilities[1] >= threshold);
+            correct += usize::from(p.predicted == p.label);
+        }
+        self.accuracy = correct as f64 / self.predictions.len().max(1) as f64;
+        self
+    }
+}
+
+/// The threshold on the probability of class 1 that gives the best macro
+/// F1 over `eval`'s binary predictions (a validation set): the midpoints
+/// between its distinct probabilities, and 0.5, are tried; ties go to the
+/// one nearest 0.5. With no predictions, 0.5.
+pub fn choose_threshold(eval: &Evaluation) -> f32 {
+    let mut p: Vec<f32> = eval
+        .predictions
+        .iter()
+        .map(|p| p.probabilities[1])
+        .collect();
+    p.sort_by(f32::total_cmp);
+    p.dedup();
+    let candidates = p.windows(2).map(|w| 0.5 * (w[0] + w[1])).chain([0.5]);
+    let macro_f1 = |t: f32| {
+        let mut counts = [[0usize; 2]; 2];
+        for q in &eval.predictions {
+            counts[q.label.min(1)][usize::from(q.probabilities[1] >= t)] += 1;
+        }
+        let f1 = |c: usize| {
+            let tp = counts[c][c] as f64;
+            let (predicted, actual) = (tp + counts[1 - c][c] as f64, tp + counts[c][1 - c] as f64);
+            if predicted + actual == 0.0 {
+                1.0
+            } else {
+                2.0 * tp / (predicted + actual)
+            }
+        };
+        (f1(0) + f1(1)) / 2.0
+    };
+    candidates
+        .map(|t| (macro_f1(t), -(t - 0.5).abs(), t))
+        .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map_or(0.5, |(_, _, t)| t)
 }
 
 /// The index of the largest value (the first on ties).
@@ -255,7 +304,7 @@ impl<'a> Trainer<'a> {
         let logits =
             self.model
                 .forward_masked(&batch_tensor(batch)?, Some(&batch.lengths), true)?;
-        let loss = cross_entropy(&logits, &batch.labels)?;
+        let loss = classification_loss(&logits, &batch.labels)?;
         let value: f32 = loss.to_scalar()?;
         if !value.is_finite() {
             return Err(Error::NonFinite {
@@ -274,7 +323,7 @@ impl<'a> Trainer<'a> {
         self.optimizer
             .step(&grads, self.schedule.lr(self.state.step))?;
         self.state.step += 1;
-        let rows = logits.to_vec2::<f32>()?;
+        let rows = class_probabilities(&logits.detach())?.to_vec2::<f32>()?;
         let right = rows.iter().zip(&batch.labels);
         Ok((value, right.filter(|(row, l)| argmax(row) == **l).count()))
     }
@@ -372,5 +421,40 @@ impl<'a> Trainer<'a> {
             text.push('\n');
         }
         Ok(write_atomic(&path, text.as_bytes())?)
+    }
+}
+
+#[cfg(test)]
+mod threshold_tests {
+    use super::*;
+
+    fn eval(cases: &[(usize, f32)]) -> Evaluation {
+        let predictions = (cases.iter().enumerate())
+            .map(|(index, &(label, p))| Prediction {
+                index,
+                label,
+                predicted: usize::from(p >= 0.5),
+                probabilities: vec![1.0 - p, p],
+            })
+            .collect();
+        Evaluation {
+            loss: 0.0,
+            accuracy: 0.0,
+            predictions,
+        }
+    }
+
+    #[test]
+    fn the_threshold_separating_the_classes_is_chosen_and_applied() {
+        // Every probability is low, but class 1's are the higher ones.
+        let e = eval(&[(0, 0.05), (0, 0.1), (1, 0.3), (1, 0.4), (0, 0.2)]);
+        let t = choose_threshold(&e);
+        assert!((t - 0.25).abs() < 1e-6, "{t}");
+        let e = e.with_threshold(t);
+        assert_eq!(e.accuracy, 1.0);
+        assert_eq!(e.predictions[2].predicted, 1);
+        // Already separated at 0.5: 0.5 itself wins the tie.
+        assert_eq!(choose_threshold(&eval(&[(0, 0.1), (1, 0.9)])), 0.5);
+        assert_eq!(choose_threshold(&eval(&[])), 0.5);
     }
 }

@@ -356,7 +356,7 @@ early_stopping = { monitor = "val_loss", patience = 8 }
     assert_eq!(c.train.epochs, 7);
     assert_eq!(c.train.grad_clip, Some(1.5));
     assert_eq!(c.data.path, Path::new("/tmp/x"));
-    assert!(matches!(c.model, ModelSpec::Crnn(ref m) if m.hidden == 32));
+    assert!(matches!(c.model.spec, ModelSpec::Crnn(ref m) if m.hidden == 32));
     // The resolved config reads back to the same experiment.
     let back = ExperimentConfig::parse(&c.to_toml(path).unwrap(), path, &[]).unwrap();
     assert_eq!(back, c);
