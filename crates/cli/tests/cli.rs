@@ -2,30 +2,10 @@
 //! tiny model for 2 epochs, evaluate, predict, resume, cross-validate two
 //! folds, and the usage errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
-fn hark(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = hark(dir, args);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        out.status.success(),
-        "hark {args:?} failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    stdout.into_owned()
-}
+mod common;
+use common::{hark, ok};
 
 const CONFIG: &str = r#"
 [data]
