@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 use hark_data::Split;
 use hark_train::{
-    Checkpoint, ExperimentConfig, Predictor, Prepared, RunDir, classification_report,
-    cross_validate, evaluate, loader, prepare, run,
+    Checkpoint, ExperimentConfig, FilePrediction, Predictor, Prepared, RunDir,
+    classification_report, cross_validate, evaluate, loader, prepare, run,
 };
 
 use crate::args::Task;
@@ -249,6 +249,21 @@ fn top_text(top: &[(&str, f32)]) -> String {
     list.join(", ")
 }
 
+/// One file's prediction; `-` is a WAV stream on standard input.
+fn predict_one(
+    predictor: &Predictor,
+    file: &std::path::Path,
+) -> hark_train::Result<FilePrediction> {
+    if file != std::path::Path::new("-") {
+        return predictor.predict_file(file);
+    }
+    let mut stdin = hark_data::PcmStream::open(std::io::stdin(), file, None)?;
+    let rate = stdin.format().rate;
+    let mut p = predictor.predict_stream(rate, |chunk| Ok(stdin.read_mono(chunk)?))?;
+    p.warnings = stdin.warnings();
+    Ok(p)
+}
+
 /// `hark predict`: each file's windows (with more than one) and its mean,
 /// as text or JSON Lines. A bad file is reported and skipped unless
 /// `--strict`.
@@ -258,7 +273,7 @@ fn predict(run: &RunDir, args: &PredictArgs, out: &mut impl Write) -> Result<()>
     let k = args.top_k.clamp(1, classes.len());
     let mut failed = 0;
     for file in &args.files {
-        let p = match predictor.predict_file(file) {
+        let p = match predict_one(&predictor, file) {
             Ok(p) => p,
             Err(e) if !args.strict => {
                 failed += 1;

@@ -167,7 +167,7 @@ pub struct PredictArgs {
     /// Stop at the first unreadable file instead of reporting and skipping it.
     #[arg(long)]
     pub strict: bool,
-    /// Audio files.
+    /// Audio files; `-` reads a WAV stream from standard input.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }

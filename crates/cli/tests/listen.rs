@@ -12,8 +12,13 @@ use common::ok;
 /// Runs `hark listen` with `input` written to its stdin in 4 KiB chunks;
 /// returns its output.
 fn listen(dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    piped(dir, &[&["listen"], args].concat(), input)
+}
+
+/// Runs `hark args` with `input` written to its stdin in 4 KiB chunks from
+/// another thread.
+fn piped(dir: &Path, args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hark"))
-        .arg("listen")
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::piped())
@@ -162,6 +167,23 @@ fn a_file_and_raw_pcm_on_stdin_give_the_same_events() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), from_file);
     assert!(from_file.lines().count() > 5);
+}
+
+#[test]
+fn predict_reads_a_wav_stream_from_stdin_as_it_reads_the_file() {
+    let (_tmp, dir) = trained();
+    let args = ["-q", "predict", "--checkpoint", "runs/snap", "--json"];
+    let file = ok(
+        dir,
+        &[&args[..], &["corpus/long/recording-00.wav"]].concat(),
+    );
+    let out = piped(dir, &[&args[..], &["-"]].concat(), &recording(dir));
+    assert!(out.status.success());
+    let name = |text: &str| text.replace("corpus/long/recording-00.wav", "-");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), name(&file));
+    // 2,584 frames: the first window at frame 50, one every 25 frames after
+    // it (102 in all), one more padded to the end, and the file's line.
+    assert_eq!(file.lines().count(), 104);
 }
 
 #[test]

@@ -93,13 +93,29 @@ impl Predictor {
     /// A file that cannot be read or decoded, or a failed forward pass.
     pub fn predict_file(&self, file: &Path) -> Result<FilePrediction> {
         let mut audio = AudioFile::open(file)?;
+        let mut p = self.predict_stream(audio.rate(), |chunk| Ok(audio.read_mono(chunk)?))?;
+        p.warnings = audio.warnings();
+        Ok(p)
+    }
+
+    /// Classifies mono audio at `rate` Hz that `read` hands out chunk by
+    /// chunk (replacing the buffer's contents, 0 at the end), e.g. a
+    /// [`hark_data::PcmStream`] on standard input.
+    ///
+    /// # Errors
+    /// A failed read, non-finite samples, or a failed forward pass.
+    pub fn predict_stream(
+        &self,
+        rate: u32,
+        mut read: impl FnMut(&mut Vec<f32>) -> Result<usize>,
+    ) -> Result<FilePrediction> {
         let window = self.model.input_shape().frames;
         let options = ListenOptions {
             hop_frames: (window / 2).max(1),
             mode: StreamMode::Window,
             ..Default::default()
         };
-        let mut listener = Listener::new(self, audio.rate(), &options)?;
+        let mut listener = Listener::new(self, rate, &options)?;
         let mut windows = Vec::new();
         let mut keep = |o: Output| {
             if let Output::Probabilities {
@@ -116,7 +132,7 @@ impl Predictor {
             }
         };
         let mut chunk = Vec::new();
-        while audio.read_mono(&mut chunk)? > 0 {
+        while read(&mut chunk)? > 0 {
             listener.push(&chunk, &mut keep)?;
         }
         listener.finish(&mut keep)?;
@@ -133,7 +149,7 @@ impl Predictor {
             seconds,
             windows,
             mean,
-            warnings: audio.warnings(),
+            warnings: Vec::new(),
         })
     }
 }
