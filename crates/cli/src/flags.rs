@@ -226,7 +226,12 @@ pub struct ListenArgs {
     /// Classes that make events (repeatable; default: all but the first).
     #[arg(long = "class", value_name = "CLASS")]
     pub classes: Vec<String>,
-    /// `auto`, `window` or `recurrent` (see `hark listen --help`).
+    /// How the model streams: `recurrent` steps a model with state (SnapRnn)
+    /// once per frame, which needs features that are final frame by frame
+    /// (features.db.clamp = "reference", normalization none or dataset);
+    /// `window` evaluates the model's input length of frames every
+    /// --hop-frames, clamped and normalised as a training clip; `auto`
+    /// takes recurrent where it can.
     #[arg(long, value_enum, default_value_t = StreamKind::Auto)]
     pub stream: StreamKind,
     /// JSON Lines instead of tab-separated text.

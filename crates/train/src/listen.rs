@@ -251,6 +251,9 @@ pub struct Listener<'p> {
     /// A log-mel frame of silence, for padding a short stream's window.
     silence: f32,
     frame: Vec<f32>,
+    /// The frames of one chunk, kept between chunks so that a push does
+    /// not allocate.
+    pending: Vec<f32>,
     samples_in: u64,
     input_rate: u32,
     times: HopTimes,
@@ -334,6 +337,7 @@ impl<'p> Listener<'p> {
             resampler: StreamResampler::new(input_rate, features.mel.sample_rate)
                 .map_err(features_error)?,
             frame: vec![0.0; logmel.n_mels()],
+            pending: Vec::new(),
             logmel,
             stream,
             recurrent: is_recurrent,
@@ -397,7 +401,8 @@ impl<'p> Listener<'p> {
             ..
         } = self;
         // The resampler checks the chunk before taking any of it.
-        let mut frames = Vec::new();
+        let mut frames = std::mem::take(&mut self.pending);
+        frames.clear();
         resampler.push(samples, |out| {
             if error.is_none() {
                 if let Err(e) = logmel.push(out, |f| frames.extend_from_slice(f)) {
@@ -410,6 +415,7 @@ impl<'p> Listener<'p> {
         }
         self.samples_in += samples.len() as u64;
         self.take_frames(&frames, &mut on_output)?;
+        self.pending = frames;
         let hops = self.frames - before;
         (self.times).add(t0.elapsed().as_secs_f64() / hops.max(1) as f64, hops);
         Ok(())
