@@ -55,6 +55,13 @@ pub enum Task {
         /// The flags.
         args: ListenArgs,
     },
+    /// Write a speaker tree's phase map.
+    WritePhaseMap {
+        /// The config naming the tree.
+        config: Box<ExperimentConfig>,
+        /// Replace an existing map.
+        force: bool,
+    },
     /// Fill the feature cache.
     Features(Box<ExperimentConfig>),
     /// Describe audio files.
@@ -176,6 +183,10 @@ impl Task {
             Command::Listen(args) => Self::Listen {
                 run: RunDir::open(&args.checkpoint)?,
                 args,
+            },
+            Command::Split { config, force, .. } => Self::WritePhaseMap {
+                config: load(&config)?,
+                force,
             },
             Command::Features { config } => Self::Features(load(&config)?),
             Command::Inspect { what } => match what {

@@ -82,6 +82,7 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
                 bail!("{bad} of {} files could not be read", files.len());
             }
         }
+        Task::WritePhaseMap { config, force } => write_phase_map(&config, force, out)?,
         Task::InspectDataset(config) => {
             let options = config.data.load_options();
             let d = hark_data::open_dataset(config.data.kind, &config.data.path, &options)?;
@@ -147,6 +148,46 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
             clap_complete::generate(shell, &mut Flags::command(), "hark", out);
         }
     }
+    Ok(())
+}
+
+/// `hark split --write-phase-map`.
+fn write_phase_map(config: &ExperimentConfig, force: bool, out: &mut impl Write) -> Result<()> {
+    let root = &config.data.path;
+    if config.data.kind != hark_data::DatasetKind::Speakers {
+        bail!(
+            "a phase map is for a speaker tree (data.kind = \"speakers\"), not {}",
+            config.data.kind
+        );
+    }
+    let path = root.join(hark_data::PHASE_MAP);
+    if path.exists() && !force {
+        bail!("{} exists; --force replaces it", path.display());
+    }
+    let mut d = hark_data::open_dataset(config.data.kind, root, &config.data.load_options())?;
+    let labels: Vec<usize> = d.examples.iter().map(|e| e.label).collect();
+    let groups: Vec<&str> = d.examples.iter().map(|e| e.group.as_str()).collect();
+    let splits = hark_data::speaker_split(
+        &labels,
+        &groups,
+        config.data.split.ratios(),
+        config.train.seed,
+    );
+    let mut counts = [0usize; 3];
+    for (e, s) in d.examples.iter_mut().zip(splits) {
+        counts[s as usize] += 1;
+        e.split = Some(s);
+    }
+    hark_data::write_phase_map(&d, root, &path)?;
+    writeln!(
+        out,
+        "wrote {}: {} speakers; {} train, {} validation, {} test utterances",
+        path.display(),
+        d.classes.len(),
+        counts[0],
+        counts[1],
+        counts[2]
+    )?;
     Ok(())
 }
 

@@ -88,6 +88,19 @@ pub enum Command {
     /// Detect events in a stream (standard input, a file, or the
     /// microphone) as it arrives: one line per event, flushed at once.
     Listen(ListenArgs),
+    /// Write a speaker tree's phase_map.csv (seed 002's gen_phases): each
+    /// speaker's utterances split on their own, seeded by train.seed, so
+    /// that every speaker is in training, validation and test.
+    Split {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Write `<data.path>/phase_map.csv`.
+        #[arg(long, required = true)]
+        write_phase_map: bool,
+        /// Replace an existing phase map.
+        #[arg(long)]
+        force: bool,
+    },
     /// Compute and cache the features of a config's dataset.
     Features {
         #[command(flatten)]

@@ -57,6 +57,9 @@ pub fn load_speakers(
     .finish(root, options)
 }
 
+/// The file name of a speaker tree's phase map, at its root.
+pub const PHASE_MAP: &str = "phase_map.csv";
+
 fn phase(split: Split) -> u8 {
     match split {
         Split::Train => 1,

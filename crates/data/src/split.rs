@@ -128,6 +128,80 @@ pub fn stratified_split(
     out
 }
 
+/// A split for speaker identification, where the classes are speakers and
+/// every speaker must be in training, validation and test: each speaker's
+/// utterances are split on their own. A speaker with at least 3 sessions
+/// (`groups`) keeps them whole: one goes to test, one to validation, the
+/// rest to whichever part is furthest below its share. A speaker with fewer
+/// splits their utterances, at least one each to validation and test when
+/// there are 3 or more (fewer all train). Seeded, deterministic.
+pub fn speaker_split(
+    labels: &[usize],
+    groups: &[&str],
+    ratios: SplitRatios,
+    seed: u64,
+) -> Vec<Split> {
+    assert_eq!(labels.len(), groups.len(), "one group per example");
+    let mut by_speaker: BTreeMap<usize, BTreeMap<&str, Vec<usize>>> = BTreeMap::new();
+    for (i, (&l, &g)) in labels.iter().zip(groups).enumerate() {
+        by_speaker
+            .entry(l)
+            .or_default()
+            .entry(g)
+            .or_default()
+            .push(i);
+    }
+    let total = (ratios.train + ratios.val + ratios.test).max(f64::MIN_POSITIVE);
+    let shares = [
+        ratios.train / total,
+        ratios.val / total,
+        ratios.test / total,
+    ];
+    let order = [Split::Train, Split::Val, Split::Test];
+    let mut out = vec![Split::Train; labels.len()];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for sessions in by_speaker.into_values() {
+        // Units: whole sessions, or single utterances.
+        let mut units: Vec<Vec<usize>> = if sessions.len() >= 3 {
+            sessions.into_values().collect()
+        } else {
+            sessions.into_values().flatten().map(|i| vec![i]).collect()
+        };
+        units.shuffle(&mut rng);
+        let speaker_total: usize = units.iter().map(Vec::len).sum();
+        let mut filled = [0usize; 3];
+        for (k, unit) in units.iter().enumerate() {
+            let pick = match k {
+                // The first two go to test and validation, when there are enough.
+                0 if units.len() >= 3 => 2,
+                1 if units.len() >= 3 => 1,
+                _ => (0..3)
+                    .filter(|&s| shares[s] > 0.0)
+                    .max_by(|&a, &b| {
+                        let gap = |s: usize| shares[s] * speaker_total as f64 - filled[s] as f64;
+                        gap(a).total_cmp(&gap(b)).then(b.cmp(&a))
+                    })
+                    .unwrap_or(0),
+            };
+            filled[pick] += unit.len();
+            unit.iter().for_each(|&i| out[i] = order[pick]);
+        }
+    }
+    out
+}
+
+/// Checks that every class in validation or test has training examples;
+/// returns the first that does not (a speaker the model cannot know).
+pub fn unseen_in_training(labels: &[usize], splits: &[Split]) -> Option<usize> {
+    let trained: std::collections::BTreeSet<usize> = (labels.iter().zip(splits))
+        .filter(|(_, s)| **s == Split::Train)
+        .map(|(l, _)| *l)
+        .collect();
+    (labels.iter().zip(splits))
+        .find(|(l, s)| **s != Split::Train && !trained.contains(l))
+        .map(|(l, _)| *l)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +311,50 @@ mod tests {
                 "class {c}: 2.5 of 10 expected in test, got {test}"
             );
         }
+    }
+
+    #[test]
+    fn every_speaker_is_in_training_validation_and_test() {
+        // Speaker 0: 5 sessions of 10; speaker 1: 2 sessions of 6; speaker
+        // 2: one session of 4; speaker 3: 2 utterances.
+        let mut labels = Vec::new();
+        let mut groups = Vec::new();
+        for (speaker, sessions, per) in [(0, 5, 10), (1, 2, 6), (2, 1, 4), (3, 1, 2)] {
+            for s in 0..sessions {
+                for _ in 0..per {
+                    labels.push(speaker);
+                    groups.push(format!("s{speaker}/c{s}"));
+                }
+            }
+        }
+        let g: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let splits = speaker_split(&labels, &g, SplitRatios::default(), 3);
+        for speaker in 0..3 {
+            for part in [Split::Train, Split::Val, Split::Test] {
+                assert!(
+                    (0..labels.len()).any(|i| labels[i] == speaker && splits[i] == part),
+                    "speaker {speaker} has no {part:?}"
+                );
+            }
+        }
+        // Speaker 0's sessions stay whole; speaker 3's two utterances train.
+        for (i, gi) in g.iter().enumerate() {
+            let j = g.iter().position(|x| x == gi).unwrap();
+            if labels[i] == 0 {
+                assert_eq!(splits[i], splits[j]);
+            }
+        }
+        assert!((0..labels.len()).all(|i| labels[i] != 3 || splits[i] == Split::Train));
+        assert_eq!(unseen_in_training(&labels, &splits), None);
+        assert_eq!(
+            speaker_split(&labels, &g, SplitRatios::default(), 3),
+            splits
+        );
+        // A test example of a speaker never trained on is named.
+        let mut bad = splits.clone();
+        (0..labels.len())
+            .filter(|&i| labels[i] == 1)
+            .for_each(|i| bad[i] = Split::Test);
+        assert_eq!(unseen_in_training(&labels, &bad), Some(1));
     }
 }

@@ -54,8 +54,10 @@ pub struct DataConfig {
     pub kind: DatasetKind,
     /// Dataset root (or the CSV for `csv`). Default: `datasets/urban-synth`.
     pub path: PathBuf,
-    /// Split ratios for datasets without folds or phases. Default: 0.8/0.1/0.1.
-    pub split: SplitRatios,
+    /// Split ratios for datasets without folds or phases (default
+    /// 0.8/0.1/0.1), or `"phase_map"`: a speaker tree's `phase_map.csv`,
+    /// required (it is used whenever it exists anyway).
+    pub split: SplitSetting,
     /// The test fold of a single run (`hark train`, `hark eval`) on a
     /// dataset with folds; cross-validation sets it per fold. Default: the
     /// first fold.
@@ -93,7 +95,7 @@ impl Default for DataConfig {
         Self {
             kind: DatasetKind::UrbanSound8k,
             path: PathBuf::from("datasets/urban-synth"),
-            split: SplitRatios::default(),
+            split: SplitSetting::default(),
             fold: None,
             validation: Validation::NextFold,
             classes: None,
@@ -101,6 +103,40 @@ impl Default for DataConfig {
             chunk_seconds: None,
             cache_dir: None,
             columns: AnnotationColumns::default(),
+        }
+    }
+}
+
+/// `data.split`: ratios, or a named policy.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SplitSetting {
+    /// A named policy.
+    Policy(SplitPolicy),
+    /// Train, validation and test shares.
+    Ratios(SplitRatios),
+}
+
+/// The named split policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitPolicy {
+    /// The dataset's `phase_map.csv` (1 train, 2 validation, 4 test).
+    PhaseMap,
+}
+
+impl Default for SplitSetting {
+    fn default() -> Self {
+        Self::Ratios(SplitRatios::default())
+    }
+}
+
+impl SplitSetting {
+    /// The shares a ratio split uses (the defaults under a policy).
+    pub fn ratios(&self) -> SplitRatios {
+        match self {
+            Self::Ratios(r) => *r,
+            Self::Policy(_) => SplitRatios::default(),
         }
     }
 }

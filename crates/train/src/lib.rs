@@ -71,7 +71,7 @@ pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{TrainState, load_checkpoint, save_checkpoint};
 pub use config::{
     ASSUMED_SECONDS, DataConfig, EarlyStopping, ExperimentConfig, ModelSection, Monitor,
-    OutputConfig, TrainConfig, Validation,
+    OutputConfig, SplitPolicy, SplitSetting, TrainConfig, Validation,
 };
 pub use cv::{CvSummary, FoldResult, cross_validate};
 pub use error::{Error, Result};

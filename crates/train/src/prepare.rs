@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hark_data::{
-    ChunkOptions, Dataset, FeatureCache, FeatureExtractor, Features, Progress, Split, Stage,
-    chunk_dataset, extract_all, open_dataset,
+    ChunkOptions, Dataset, DatasetKind, FeatureCache, FeatureExtractor, Features, PHASE_MAP,
+    Progress, Split, Stage, chunk_dataset, extract_all, open_dataset, read_phase_map,
 };
 use hark_models::InputShape;
 
 use crate::error::features_error;
-use crate::{Error, ExperimentConfig, Result};
+use crate::{Error, ExperimentConfig, Result, SplitPolicy, SplitSetting};
 
 /// A dataset with its features extracted: what every split of an
 /// experiment draws from.
@@ -60,6 +60,7 @@ impl Part {
 pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<Prepared> {
     let options = config.data.load_options();
     let mut dataset = open_dataset(config.data.kind, &config.data.path, &options)?;
+    read_phases(config, &mut dataset)?;
     if let Some(seconds) = config.data.chunk_seconds {
         let chunks = ChunkOptions {
             seconds,
@@ -107,6 +108,24 @@ pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<Pre
         skipped,
         cache_hits: extracted.cache_hits,
     })
+}
+
+/// A speaker tree's `phase_map.csv`, when it has one or `data.split =
+/// "phase_map"` asks for it.
+fn read_phases(config: &ExperimentConfig, dataset: &mut Dataset) -> Result<()> {
+    let required = config.data.split == SplitSetting::Policy(SplitPolicy::PhaseMap);
+    let map = config.data.path.join(PHASE_MAP);
+    if config.data.kind != DatasetKind::Speakers || !map.is_file() {
+        return match required {
+            false => Ok(()),
+            true => Err(Error::Config {
+                field: "data.split",
+                rule: "\"phase_map\" needs a speaker dataset with a phase_map.csv",
+                got: map.display().to_string(),
+            }),
+        };
+    }
+    Ok(read_phase_map(dataset, &config.data.path, &map)?)
 }
 
 /// `<dataset>/.hark-cache`, or beside the CSV for a CSV dataset.

@@ -1,8 +1,14 @@
 //! The split policy of an experiment: test fold, validation fold (the
 //! next one, or a group-aware share of the training folds) over hark-data's
-//! fold and stratified splits, or the dataset's own split.
+//! fold and stratified splits, or the dataset's own split (a speaker tree's
+//! phase map); a speaker dataset splits each speaker on their own
+//! ([`speaker_split`]), and no speaker may be tested without having been
+//! trained on.
 
-use hark_data::{Split, SplitRatios, fold_split, stratified_split};
+use hark_data::{
+    DatasetKind, Split, SplitRatios, fold_split, speaker_split, stratified_split,
+    unseen_in_training,
+};
 
 use crate::{Error, ExperimentConfig, Prepared, Result, Validation};
 
@@ -14,6 +20,21 @@ impl Prepared {
     /// [`Error::Config`] for a fold out of range or a fold asked of a
     /// dataset without folds.
     pub fn splits(&self, config: &ExperimentConfig, fold: Option<u32>) -> Result<Vec<Split>> {
+        let splits = self.split_all(config, fold)?;
+        if config.data.kind == DatasetKind::Speakers {
+            let labels: Vec<usize> = self.dataset.examples.iter().map(|e| e.label).collect();
+            if let Some(speaker) = unseen_in_training(&labels, &splits) {
+                return Err(Error::Config {
+                    field: "data.split",
+                    rule: "must give every validation and test speaker training utterances",
+                    got: format!("speaker {} has none", self.dataset.classes[speaker]),
+                });
+            }
+        }
+        Ok(splits)
+    }
+
+    fn split_all(&self, config: &ExperimentConfig, fold: Option<u32>) -> Result<Vec<Split>> {
         let ex = &self.dataset.examples;
         let labels: Vec<usize> = ex.iter().map(|e| e.label).collect();
         let groups: Vec<&str> = ex.iter().map(|e| e.group.as_str()).collect();
@@ -38,8 +59,8 @@ impl Prepared {
                         .filter(|&i| splits[i] == Split::Train)
                         .collect();
                     let ratios = SplitRatios {
-                        train: 1.0 - config.data.split.val,
-                        val: config.data.split.val,
+                        train: 1.0 - config.data.split.ratios().val,
+                        val: config.data.split.ratios().val,
                         test: 0.0,
                     };
                     let sub = stratified_split(
@@ -62,10 +83,16 @@ impl Prepared {
             (_, None) if ex.iter().all(|e| e.split.is_some()) => {
                 Ok(ex.iter().map(|e| e.split.unwrap_or(Split::Train)).collect())
             }
+            (_, None) if config.data.kind == DatasetKind::Speakers => Ok(speaker_split(
+                &labels,
+                &groups,
+                config.data.split.ratios(),
+                config.train.seed,
+            )),
             (_, None) => Ok(stratified_split(
                 &labels,
                 &groups,
-                config.data.split,
+                config.data.split.ratios(),
                 config.train.seed,
             )),
         }

@@ -1,0 +1,135 @@
+//! Speaker identification splits end to end: a generated speaker tree,
+//! `hark split --write-phase-map`, and training on the phase map, with
+//! every speaker in training, validation and test.
+
+use std::path::Path;
+
+use hark_data::{Audio, Encoding, write_wav};
+
+mod common;
+use common::{hark, ok};
+
+/// Speakers with 4, 2, 1 and 1 sessions: each a tone of its own pitch.
+fn speaker_tree(root: &Path) {
+    for (s, (name, sessions, per)) in [("ana", 4, 3), ("bo", 2, 4), ("cy", 1, 5), ("di", 1, 3)]
+        .into_iter()
+        .enumerate()
+    {
+        for c in 0..sessions {
+            let dir = root.join(format!("raw/{name}/session{c}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for u in 0..per {
+                let f = 200.0 * (s + 1) as f32 + 7.0 * u as f32;
+                let samples = (0..8000)
+                    .map(|i| 0.3 * (std::f32::consts::TAU * f * i as f32 / 8000.0).sin())
+                    .collect();
+                let audio = Audio {
+                    samples,
+                    channels: 1,
+                    sample_rate: 8000,
+                };
+                write_wav(&dir.join(format!("{u}.wav")), &audio, Encoding::I16).unwrap();
+            }
+        }
+    }
+}
+
+const CONFIG: &str = r#"
+[data]
+kind = "speakers"
+path = "tree"
+
+[features]
+duration = 1.0
+mel = { sample_rate = 8000, n_fft = 256, hop_length = 128, n_mels = 32 }
+
+[model]
+kind = "small_cnn"
+
+[train]
+epochs = 2
+batch_size = 4
+"#;
+
+#[test]
+fn a_phase_map_puts_every_speaker_in_every_part_and_training_uses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    speaker_tree(&dir.join("tree"));
+    std::fs::write(dir.join("sp.toml"), CONFIG).unwrap();
+    let out = ok(dir, &["split", "--write-phase-map", "-c", "sp.toml"]);
+    assert!(out.contains("4 speakers"), "{out}");
+    let map = std::fs::read_to_string(dir.join("tree/phase_map.csv")).unwrap();
+    for speaker in ["ana", "bo", "cy", "di"] {
+        for phase in ["1", "2", "4"] {
+            assert!(
+                map.lines()
+                    .any(|l| l.contains(&format!(",{speaker},"))
+                        && l.ends_with(&format!(",{phase}"))),
+                "{speaker} has no phase {phase}:\n{map}"
+            );
+        }
+    }
+    // ana's four sessions stay whole.
+    for c in 0..4 {
+        let phases: std::collections::BTreeSet<&str> = (map.lines())
+            .filter(|l| l.contains(&format!("raw/ana/session{c}/")))
+            .map(|l| l.rsplit(',').next().unwrap())
+            .collect();
+        assert_eq!(phases.len(), 1, "session {c}: {phases:?}");
+    }
+    // An existing map is kept unless --force.
+    let again = hark(dir, &["split", "--write-phase-map", "-c", "sp.toml"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+
+    let out = ok(
+        dir,
+        &[
+            "-q",
+            "train",
+            "-c",
+            "sp.toml",
+            "--set",
+            "data.split=\"phase_map\"",
+            "--out",
+            "run",
+        ],
+    );
+    assert!(out.contains("test accuracy"), "{out}");
+    let report = std::fs::read_to_string(dir.join("run/report.txt")).unwrap();
+    for speaker in ["ana", "bo", "cy", "di"] {
+        assert!(report.contains(speaker), "{report}");
+    }
+
+    // A map naming a speaker only in test is refused, naming the speaker.
+    let edited: String = map
+        .lines()
+        .map(|l| match l.contains(",di,") {
+            true => format!("{},4", &l[..l.rfind(',').unwrap()]),
+            false => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.join("tree/phase_map.csv"), edited + "\n").unwrap();
+    let bad = hark(dir, &["train", "-c", "sp.toml", "--out", "run2"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("speaker di has none"));
+
+    // "phase_map" without a map is an error naming the file.
+    std::fs::remove_file(dir.join("tree/phase_map.csv")).unwrap();
+    let bad = hark(
+        dir,
+        &[
+            "train",
+            "-c",
+            "sp.toml",
+            "--set",
+            "data.split=\"phase_map\"",
+            "--out",
+            "run3",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("phase_map.csv"));
+}
