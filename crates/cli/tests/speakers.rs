@@ -102,6 +102,41 @@ fn a_phase_map_puts_every_speaker_in_every_part_and_training_uses_it() {
         assert!(report.contains(speaker), "{report}");
     }
 
+    // Per-band statistics of the training split go into the run's config,
+    // and the run evaluates and predicts with them.
+    ok(
+        dir,
+        &[
+            "-q",
+            "train",
+            "-c",
+            "sp.toml",
+            "--set",
+            "train.normalization=\"dataset_per_band\"",
+            "--out",
+            "banded",
+        ],
+    );
+    let config = std::fs::read_to_string(dir.join("banded/config.toml")).unwrap();
+    let stats: toml::Value = toml::from_str(&config).unwrap();
+    let mean = stats["train"]["normalization"]["per_band"]["mean"]
+        .as_array()
+        .unwrap();
+    assert_eq!(mean.len(), 32, "{config}");
+    ok(dir, &["-q", "eval", "--checkpoint", "banded"]);
+    let wav = dir.join("tree/raw/cy/session0/0.wav");
+    let out = ok(
+        dir,
+        &[
+            "-q",
+            "predict",
+            "--checkpoint",
+            "banded",
+            wav.to_str().unwrap(),
+        ],
+    );
+    assert!(out.starts_with(wav.to_str().unwrap()), "{out}");
+
     // A map naming a speaker only in test is refused, naming the speaker.
     let edited: String = map
         .lines()

@@ -76,7 +76,7 @@ pub use folders::{
     ChunkOptions, assign_splits, chunk_dataset, load_folders, write_split_manifests,
 };
 pub use fsutil::write_atomic;
-pub use loader::{Batch, Batches, Loader, LoaderConfig, Normalization, dataset_stats};
+pub use loader::{Batch, Batches, Loader, LoaderConfig, Normalization, band_stats, dataset_stats};
 pub use pcm_stream::{AudioFile, PcmFormat, PcmStream, SampleFormat};
 pub use riff::{Codec, WavInfo, inspect};
 pub use speakers::{PHASE_MAP, load_speakers, read_phase_map, write_phase_map};

@@ -15,7 +15,7 @@ use crate::error::{DataError, Result};
 use crate::features::{FeatureExtractor, Features};
 
 /// How batches are normalised.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Normalization {
     /// Values as they are.
@@ -31,6 +31,14 @@ pub enum Normalization {
         mean: f32,
         /// Standard deviation.
         std: f32,
+    },
+    /// Fixed statistics per mel band, computed on the training split with
+    /// [`band_stats`].
+    PerBand {
+        /// Mean of each band.
+        mean: Vec<f32>,
+        /// Standard deviation of each band.
+        std: Vec<f32>,
     },
 }
 
@@ -48,6 +56,30 @@ pub fn dataset_stats<'a>(clips: impl IntoIterator<Item = &'a Features>) -> (f32,
     let mean = sum / n.max(1) as f64;
     let var = (sq / n.max(1) as f64 - mean * mean).max(0.0);
     (mean as f32, var.sqrt() as f32)
+}
+
+/// Mean and standard deviation of each mel band over `clips` (every
+/// channel and frame), for [`Normalization::PerBand`]; empty for no clips.
+pub fn band_stats<'a>(clips: impl IntoIterator<Item = &'a Features>) -> (Vec<f32>, Vec<f32>) {
+    let mut acc: Vec<(u64, f64, f64)> = Vec::new();
+    for clip in clips {
+        acc.resize(acc.len().max(clip.n_mels), (0, 0.0, 0.0));
+        for (row, values) in clip.data.chunks_exact(clip.frames.max(1)).enumerate() {
+            let a = &mut acc[row % clip.n_mels];
+            for &v in values {
+                *a = (a.0 + 1, a.1 + v as f64, a.2 + (v as f64) * (v as f64));
+            }
+        }
+    }
+    acc.iter()
+        .map(|&(n, s, q)| {
+            let mean = s / n.max(1) as f64;
+            (
+                mean as f32,
+                (q / n.max(1) as f64 - mean * mean).max(0.0).sqrt() as f32,
+            )
+        })
+        .unzip()
 }
 
 /// Batching options.
@@ -259,7 +291,7 @@ impl Loader {
             &mut data,
             &lengths,
             [clips.len(), c, m, t],
-            self.normalization,
+            &self.normalization,
         );
         Ok(Batch {
             data,
@@ -305,22 +337,25 @@ impl Iterator for Batches {
 }
 
 impl Normalization {
-    /// Normalises one example (a streamed window) in place: per batch and
-    /// per example are the same for a batch of one.
-    pub fn apply_one(&self, values: &mut [f32]) {
-        let len = values.len();
-        normalize(values, &[len], [1, 1, 1, len], *self);
+    /// Normalises one example (a streamed window, `[bands, frames]`) in
+    /// place: per batch and per example are the same for a batch of one.
+    pub fn apply_one(&self, values: &mut [f32], bands: usize) {
+        let frames = values.len() / bands.max(1);
+        normalize(values, &[frames], [1, 1, bands, frames], self);
     }
 
     /// Whether each value is normalised without looking at the others, so
     /// that a stream can normalise frame by frame.
     pub fn is_pointwise(&self) -> bool {
-        matches!(self, Self::None | Self::Dataset { .. })
+        matches!(
+            self,
+            Self::None | Self::Dataset { .. } | Self::PerBand { .. }
+        )
     }
 }
 
 /// Normalises a padded batch in place; statistics count real frames only.
-fn normalize(data: &mut [f32], lengths: &[usize], [b, c, m, t]: [usize; 4], how: Normalization) {
+fn normalize(data: &mut [f32], lengths: &[usize], [b, c, m, t]: [usize; 4], how: &Normalization) {
     let per_example = c * m * t;
     let valid = |e: usize| {
         (0..c * m).flat_map(move |row| (0..lengths[e]).map(move |f| e * per_example + row * t + f))
@@ -344,8 +379,20 @@ fn normalize(data: &mut [f32], lengths: &[usize], [b, c, m, t]: [usize; 4], how:
     };
     match how {
         Normalization::None => {}
-        Normalization::Dataset { mean, std } => {
+        &Normalization::Dataset { mean, std } => {
             (0..b).for_each(|e| apply(data, e, (mean, std.max(1e-6))))
+        }
+        Normalization::PerBand { mean, std } => {
+            for row in 0..b * c * m {
+                let (band, e) = (row % m, row / (c * m));
+                let (mu, sd) = (
+                    mean.get(band).copied().unwrap_or(0.0),
+                    std.get(band).copied().unwrap_or(1.0).max(1e-6),
+                );
+                data[row * t..][..lengths[e]]
+                    .iter_mut()
+                    .for_each(|v| *v = (*v - mu) / sd);
+            }
         }
         Normalization::PerBatch => {
             let st = stats(data, &mut (0..b).flat_map(valid));

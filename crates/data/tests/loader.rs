@@ -3,7 +3,7 @@
 
 use hark_data::{
     AugmentConfig, Batch, CropAugment, FeatureConfig, FeatureExtractor, Features, Loader,
-    LoaderConfig, NoiseAugment, Normalization, StretchAugment, dataset_stats,
+    LoaderConfig, NoiseAugment, Normalization, StretchAugment, band_stats, dataset_stats,
 };
 use hark_dsp::{MaskFill, MaskParam, SpecAugmentConfig};
 
@@ -243,15 +243,44 @@ fn normalisation_per_batch_per_example_and_from_dataset_statistics() {
     let (mean, std) = dataset_stats(&clips);
     let b = &collect(
         &loader(
-            clips,
+            clips.clone(),
             AugmentConfig::default(),
             Normalization::Dataset { mean, std },
-            cfg,
+            cfg.clone(),
         ),
         0,
     )[0];
     let (m, _) = mean_std(b, None);
     assert!(m.abs() < 1e-3, "{m}");
+    // Per mel band: each band of the batch has mean 0 and deviation 1
+    // (population statistics over the same clips).
+    let (mean, std) = band_stats(&clips);
+    assert_eq!(mean.len(), clips[0].n_mels);
+    let b = &collect(
+        &loader(
+            clips,
+            AugmentConfig::default(),
+            Normalization::PerBand { mean, std },
+            cfg,
+        ),
+        0,
+    )[0];
+    let [n, c, m, t] = b.shape;
+    for band in 0..m {
+        // Real frames only: shorter clips are padded.
+        let lengths = &b.lengths;
+        let values: Vec<f64> = (0..n * c)
+            .flat_map(|row| (0..lengths[row / c]).map(move |f| (row * m + band) * t + f))
+            .map(|i| b.data[i] as f64)
+            .collect();
+        let mu = values.iter().sum::<f64>() / values.len() as f64;
+        let sd =
+            (values.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / values.len() as f64).sqrt();
+        assert!(
+            mu.abs() < 1e-3 && (sd - 1.0).abs() < 1e-3 || sd < 1e-3,
+            "band {band}: {mu} {sd}"
+        );
+    }
 }
 
 #[test]

@@ -169,8 +169,13 @@ pub struct TrainConfig {
     /// Stop when the monitored metric has not improved for `patience`
     /// epochs. Default: none.
     pub early_stopping: Option<EarlyStopping>,
-    /// Input normalisation. Default: per batch (seed 001).
-    pub normalization: Normalization,
+    /// Input normalisation: `none`, `per_batch`, `per_example`, fixed
+    /// `{ dataset = { mean, std } }` or `{ per_band = { mean, std } }`, or
+    /// computed on the training split: `dataset` (one mean and standard
+    /// deviation) or `dataset_per_band` (one per mel band), which the run
+    /// stores in its config.toml, so that eval, predict and listen apply
+    /// the same. Default: per batch (seed 001).
+    pub normalization: NormalizationSetting,
     /// Seed of initialisation, shuffling, augmentation and dropout. Default: 0.
     pub seed: u64,
     /// Worker threads; 0 uses every core. Default: 0.
@@ -186,9 +191,41 @@ impl Default for TrainConfig {
             schedule: ScheduleConfig::default(),
             grad_clip: None,
             early_stopping: None,
-            normalization: Normalization::PerBatch,
+            normalization: NormalizationSetting::Fixed(Normalization::PerBatch),
             seed: 0,
             threads: 0,
+        }
+    }
+}
+
+/// `train.normalization`: statistics to compute on the training split, or
+/// a normalisation as it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NormalizationSetting {
+    /// Computed when a run starts.
+    Computed(ComputedNormalization),
+    /// As given.
+    Fixed(Normalization),
+}
+
+/// Statistics a run computes on its training split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComputedNormalization {
+    /// One mean and standard deviation (seed 002's `normalise_spectrograms`).
+    Dataset,
+    /// A mean and standard deviation per mel band.
+    DatasetPerBand,
+}
+
+impl NormalizationSetting {
+    /// The normalisation when it needs no statistics (`None` when it does:
+    /// [`crate::run`] computes and stores them).
+    pub fn fixed(&self) -> Option<&Normalization> {
+        match self {
+            Self::Fixed(n) => Some(n),
+            Self::Computed(_) => None,
         }
     }
 }

@@ -70,8 +70,9 @@ mod trainer;
 pub use adam::{Adam, AdamConfig};
 pub use checkpoint::{TrainState, load_checkpoint, save_checkpoint};
 pub use config::{
-    ASSUMED_SECONDS, DataConfig, EarlyStopping, ExperimentConfig, ModelSection, Monitor,
-    OutputConfig, SplitPolicy, SplitSetting, TrainConfig, Validation,
+    ASSUMED_SECONDS, ComputedNormalization, DataConfig, EarlyStopping, ExperimentConfig,
+    ModelSection, Monitor, NormalizationSetting, OutputConfig, SplitPolicy, SplitSetting,
+    TrainConfig, Validation,
 };
 pub use cv::{CvSummary, FoldResult, cross_validate};
 pub use error::{Error, Result};

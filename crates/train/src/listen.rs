@@ -295,7 +295,7 @@ impl<'p> Listener<'p> {
         }
         let classes = event_classes(predictor.classes(), options.classes.as_deref())?;
         let logmel = LogMelStream::new(&features.mel, &features.db).map_err(features_error)?;
-        let normalization = config.train.normalization;
+        let normalization = crate::loaders::normalization(config)?.clone();
         let frame_local = logmel.frames_are_final() && normalization.is_pointwise();
         let recurrent = match options.mode {
             StreamMode::Window => None,
@@ -317,6 +317,7 @@ impl<'p> Listener<'p> {
             }
         };
         let db = features.db;
+        let (window_norm, bands) = (normalization.clone(), features.mel.n_mels);
         let is_recurrent = recurrent.is_some();
         let stream: Box<dyn FrameStream + 'p> = match recurrent {
             Some(stream) => stream,
@@ -325,7 +326,7 @@ impl<'p> Listener<'p> {
                 options.hop_frames,
                 Box::new(move |w: &mut [f32]| {
                     db.clamp_to_peak(w);
-                    normalization.apply_one(w);
+                    window_norm.apply_one(w, bands);
                 }),
             )?),
         };
@@ -458,7 +459,8 @@ impl<'p> Listener<'p> {
     fn step(&mut self, frame: &[f32], on_output: &mut impl FnMut(Output)) -> Result<()> {
         self.frame.copy_from_slice(frame);
         if self.recurrent {
-            self.normalization.apply_one(&mut self.frame);
+            let bands = self.frame.len();
+            self.normalization.apply_one(&mut self.frame, bands);
         }
         let (start, end) = self.span(self.frames);
         self.frames += 1;

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use hark_data::{Loader, LoaderConfig};
+use hark_data::{Loader, LoaderConfig, Normalization, band_stats, dataset_stats};
 
-use crate::{ExperimentConfig, Part, Prepared, Result};
+use crate::{
+    ComputedNormalization, Error, ExperimentConfig, NormalizationSetting, Part, Prepared, Result,
+};
 
 /// A loader over `part` of `prepared`: shuffled and augmented for
 /// training; in order, plain and as log-mels otherwise. Log-mel clips are
@@ -44,9 +46,55 @@ pub fn loader(
         part.labels.clone(),
         extractor.clone(),
         augment,
-        config.train.normalization,
+        normalization(config)?.clone(),
         loader_config(config, training, part.clips.len()),
     )?)
+}
+
+/// The run's normalisation, whose statistics [`with_statistics`] computed.
+///
+/// # Errors
+/// [`Error::Config`] for statistics not computed yet.
+pub(crate) fn normalization(config: &ExperimentConfig) -> Result<&Normalization> {
+    config.train.normalization.fixed().ok_or(Error::Config {
+        field: "train.normalization",
+        rule: "must have its statistics computed on the training split first",
+        got: format!("{:?}", config.train.normalization),
+    })
+}
+
+/// `config` with a computed normalisation's statistics taken from the
+/// training part's log-mels (an unchanged copy when it needs none).
+///
+/// # Errors
+/// A training clip whose log-mel cannot be computed.
+pub(crate) fn with_statistics(
+    prepared: &Prepared,
+    config: &ExperimentConfig,
+    train: &Part,
+) -> Result<ExperimentConfig> {
+    let NormalizationSetting::Computed(kind) = config.train.normalization else {
+        return Ok(config.clone());
+    };
+    let logmels = (train.clips.iter())
+        .map(|&i| match prepared.clips[i].n_mels {
+            1 => prepared.extractor.logmel(&prepared.clips[i]),
+            _ => Ok(prepared.clips[i].clone()),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let fixed = match kind {
+        ComputedNormalization::Dataset => {
+            let (mean, std) = dataset_stats(&logmels);
+            Normalization::Dataset { mean, std }
+        }
+        ComputedNormalization::DatasetPerBand => {
+            let (mean, std) = band_stats(&logmels);
+            Normalization::PerBand { mean, std }
+        }
+    };
+    let mut config = config.clone();
+    config.train.normalization = NormalizationSetting::Fixed(fixed);
+    Ok(config)
 }
 
 /// The loader settings of `config` for `n` examples: shuffled for

@@ -5,6 +5,7 @@ use hark_data::{Loader, Split};
 use hark_models::{InputShape, Model, Output};
 use serde::{Deserialize, Serialize};
 
+use crate::loaders::with_statistics;
 use crate::observer::RunLog;
 use crate::run_dir::{write_file, write_json};
 use crate::{
@@ -101,6 +102,9 @@ pub fn run(
         }
     }
     run.create()?;
+    // Statistics computed on the training part go into the run's config,
+    // which eval, predict and listen read.
+    let config = &with_statistics(prepared, config, &train_part)?;
     write_file(&run.config(), config.to_toml(&run.config())?.as_bytes())?;
     let train = loader(prepared, config, &train_part, true)?;
     let val = if val_part.is_empty() {
