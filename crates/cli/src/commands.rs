@@ -59,7 +59,7 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
         Task::InspectWav(files) => {
             let mut bad = 0;
             for f in &files {
-                match hark_data::inspect(f) {
+                match hark_data::inspect_audio(f) {
                     Ok(i) => writeln!(
                         out,
                         "{}: {:?}{}, {} Hz, {} bit, {} channel(s), {} frames, {:.3} s",

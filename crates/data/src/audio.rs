@@ -1,12 +1,24 @@
-//! Decoded audio and WAV decoding: hound for PCM and float, symphonia for
-//! what hound refuses (IMA and MS ADPCM, 32-bit PCM with an 18-byte fmt chunk).
+//! Decoded audio. WAV: hound for PCM and float, symphonia for what hound
+//! refuses (IMA and MS ADPCM, 32-bit PCM with an 18-byte fmt chunk).
+//! Compressed audio through symphonia: FLAC, MP3, Ogg Vorbis, and AAC in
+//! MP4/M4A (or ADTS).
+//!
+//! Lengths: FLAC is lossless and exact. Lossy encoders add priming samples
+//! at the start and padding at the end. symphonia trims both where the file
+//! declares them (an MP3's LAME/Xing header, Ogg Vorbis' granule
+//! positions), and hark cuts the decoded audio to the length the container
+//! states. symphonia 0.6 does not apply an MP4 edit list, so AAC in M4A keeps
+//! its encoder's priming (1,024 samples from FFmpeg: 46 ms at 22.05 kHz) at
+//! the start.
 
 use std::io::Cursor;
 use std::path::Path;
 
-use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoderOptions};
+use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
 use symphonia::default::formats::WavReader;
 
 use crate::error::{DataError, Result, io_error};
@@ -59,6 +71,166 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
     decode_wav(bytes, path)
 }
 
+/// File extensions of the audio hark reads.
+pub const AUDIO_EXTENSIONS: [&str; 7] = ["wav", "flac", "mp3", "ogg", "oga", "m4a", "mp4"];
+
+/// Reads an audio file: a WAV as [`read_wav`] does, anything else
+/// (FLAC, MP3, Ogg Vorbis, AAC in MP4/M4A) through symphonia.
+///
+/// # Errors
+/// As [`read_wav`] for a WAV; for other files, one that cannot be read,
+/// whose format or codec is not supported, that fails to decode, or that
+/// holds no frames, naming the file.
+pub fn read_audio(path: &Path) -> Result<Audio> {
+    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    if bytes.starts_with(b"RIFF") {
+        return decode_wav(bytes, path);
+    }
+    Ok(decode_compressed(bytes, path)?.0)
+}
+
+/// A decoding failure of the file at `path`.
+fn decode_error(path: &Path) -> impl Fn(String) -> DataError + '_ {
+    move |reason| DataError::Decode {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// A compressed file's format reader, its audio track and the track's
+/// codec parameters.
+/// An open compressed file: its reader, the audio track's id, codec
+/// parameters and stated length in frames.
+type Compressed = (
+    Box<dyn FormatReader>,
+    u32,
+    AudioCodecParameters,
+    Option<u64>,
+);
+
+/// A compressed file's format reader, its audio track and what the track
+/// states.
+fn open_compressed(bytes: Vec<u8>, path: &Path) -> Result<Compressed> {
+    let decode_err = decode_error(path);
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let mss = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
+    let reader = symphonia::default::get_probe()
+        .probe(
+            &hint,
+            mss,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| DataError::UnsupportedCodec {
+            path: path.to_path_buf(),
+            codec: format!("a format symphonia does not recognise ({e})"),
+        })?;
+    let track = reader
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| decode_err("no audio track".into()))?;
+    let track_id = track.id;
+    let params = (track.codec_params.as_ref().and_then(|p| p.audio()))
+        .ok_or_else(|| decode_err("no audio codec parameters".into()))?
+        .clone();
+    let frames = track.num_frames;
+    Ok((reader, track_id, params, frames))
+}
+
+/// The codec of compressed audio, by symphonia's codec id.
+fn compressed_codec(params: &AudioCodecParameters) -> Codec {
+    use symphonia::core::codecs::audio::well_known as known;
+    match params.codec {
+        known::CODEC_ID_FLAC => Codec::Flac,
+        known::CODEC_ID_MP3 | known::CODEC_ID_MP2 | known::CODEC_ID_MP1 => Codec::Mp3,
+        known::CODEC_ID_VORBIS => Codec::Vorbis,
+        known::CODEC_ID_AAC => Codec::Aac,
+        _ => Codec::Other(0),
+    }
+}
+
+/// Describes an audio file: a WAV from its header ([`crate::inspect`]),
+/// other formats by decoding them (their headers need not state a length).
+///
+/// # Errors
+/// As [`read_audio`].
+pub fn inspect_audio(path: &Path) -> Result<WavInfo> {
+    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    if bytes.starts_with(b"RIFF") {
+        return scan(&mut Cursor::new(&bytes), path);
+    }
+    let data_len = bytes.len() as u64;
+    let (audio, params) = decode_compressed(bytes, path)?;
+    Ok(WavInfo {
+        codec: compressed_codec(&params),
+        extensible: false,
+        sample_rate: audio.sample_rate,
+        channels: audio.channels as u16,
+        bits_per_sample: params.bits_per_sample.unwrap_or(0) as u16,
+        block_align: 0,
+        fmt_len: 0,
+        frames: audio.frames() as u64,
+        data_offset: 0,
+        data_len,
+    })
+}
+
+/// Decodes compressed audio with symphonia's probe; also returns the
+/// track's codec parameters.
+fn decode_compressed(bytes: Vec<u8>, path: &Path) -> Result<(Audio, AudioCodecParameters)> {
+    let decode_err = decode_error(path);
+    let (mut reader, track_id, params, stated) = open_compressed(bytes, path)?;
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(&params, &AudioDecoderOptions::default())
+        .map_err(|e| DataError::UnsupportedCodec {
+            path: path.to_path_buf(),
+            codec: format!("{:?} ({e})", params.codec),
+        })?;
+    let (mut samples, mut chunk) = (Vec::new(), Vec::new());
+    let mut layout: Option<(u32, usize)> = None;
+    while let Some(packet) = reader
+        .next_packet()
+        .map_err(|e| decode_err(e.to_string()))?
+    {
+        if packet.track_id != track_id {
+            continue;
+        }
+        let buf = decoder
+            .decode(&packet)
+            .map_err(|e| decode_err(e.to_string()))?;
+        let spec = (buf.spec().rate(), buf.spec().channels().count());
+        match layout {
+            None => layout = Some(spec),
+            Some(l) if l != spec => {
+                return Err(decode_err(format!(
+                    "the stream changes from {} Hz, {} channels to {} Hz, {} channels",
+                    l.0, l.1, spec.0, spec.1
+                )));
+            }
+            Some(_) => {}
+        }
+        buf.copy_to_vec_interleaved(&mut chunk);
+        samples.extend_from_slice(&chunk);
+    }
+    let Some((sample_rate, channels)) = layout.filter(|&(r, c)| r > 0 && c > 0) else {
+        return Err(DataError::NoFrames {
+            path: path.to_path_buf(),
+        });
+    };
+    // A last frame's padding past the length the container states.
+    if let Some(n) = stated {
+        samples.truncate((n as usize).saturating_mul(channels));
+    }
+    let audio = Audio {
+        samples,
+        channels,
+        sample_rate,
+    };
+    Ok((finish(audio, path)?, params))
+}
+
 /// Decodes WAV bytes; `path` names them in errors.
 ///
 /// # Errors
@@ -75,6 +247,11 @@ pub fn decode_wav(bytes: Vec<u8>, path: &Path) -> Result<Audio> {
         }
         Err(_) => decode_symphonia(bytes, &info, path)?,
     };
+    finish(audio, path)
+}
+
+/// Refuses decoded audio without frames or with non-finite samples.
+fn finish(audio: Audio, path: &Path) -> Result<Audio> {
     if audio.samples.is_empty() {
         return Err(DataError::NoFrames {
             path: path.to_path_buf(),

@@ -184,7 +184,7 @@ impl FeatureExtractor {
             path: path.to_path_buf(),
             source,
         };
-        let mut audio = crate::read_wav(path)?;
+        let mut audio = crate::read_audio(path)?;
         if let Some(span) = example.span {
             let rate = audio.sample_rate as f64;
             let ch = audio.channels;

@@ -8,7 +8,7 @@ use hark_dsp::{Tail, chunk_ranges};
 
 use crate::dataset::{Dataset, Example, LoadOptions, Skipped, Span};
 use crate::error::{DataError, Result};
-use crate::fsutil::{is_wav, name_of, sorted_entries, write_atomic};
+use crate::fsutil::{is_audio, name_of, sorted_entries, write_atomic};
 use crate::manifest::Manifest;
 use crate::split::{Split, SplitRatios, stratified_split};
 
@@ -43,7 +43,7 @@ pub fn load_folders(root: &Path, options: &LoadOptions) -> Result<Dataset> {
     let classes: Vec<String> = class_dirs.iter().map(|d| name_of(d)).collect();
     let mut examples = Vec::new();
     for (label, dir) in class_dirs.iter().enumerate() {
-        for path in sorted_entries(dir, is_wav)? {
+        for path in sorted_entries(dir, is_audio)? {
             let group = format!("{}/{}", classes[label], name_of(&path));
             examples.push(Example::new(path, label, group));
         }
@@ -116,7 +116,7 @@ pub fn chunk_dataset(mut dataset: Dataset, chunks: &ChunkOptions, strict: bool) 
 
 /// The chunk spans of one file, from its header.
 fn spans(path: &Path, c: &ChunkOptions) -> Result<Vec<Span>> {
-    let info = crate::inspect(path)?;
+    let info = crate::inspect_audio(path)?;
     let rate = info.sample_rate as f64;
     let window = (c.seconds * rate).round().max(1.0) as usize;
     let hop = (c.hop_seconds.unwrap_or(c.seconds) * rate).round().max(1.0) as usize;

@@ -39,11 +39,13 @@ pub(crate) fn sorted_entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result
 }
 
 /// Whether `path` is a file ending in `.wav` (any case).
-pub(crate) fn is_wav(path: &Path) -> bool {
+pub(crate) fn is_audio(path: &Path) -> bool {
     path.is_file()
-        && path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+        && path.extension().is_some_and(|e| {
+            crate::AUDIO_EXTENSIONS
+                .iter()
+                .any(|a| e.eq_ignore_ascii_case(a))
+        })
 }
 
 /// The file name of `path` as text.

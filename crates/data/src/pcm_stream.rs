@@ -315,8 +315,9 @@ impl AudioFile {
         let file = std::fs::File::open(path).map_err(io_error(path))?;
         match PcmStream::open(std::io::BufReader::new(file), path, None) {
             Ok(stream) => Ok(Self::Stream(stream)),
-            Err(DataError::UnsupportedCodec { .. }) => {
-                let audio = crate::read_wav(path)?;
+            // ADPCM, or not a WAV at all (FLAC, MP3, Ogg Vorbis, AAC).
+            Err(DataError::UnsupportedCodec { .. } | DataError::NotWav { .. }) => {
+                let audio = crate::read_audio(path)?;
                 Ok(Self::Decoded {
                     samples: audio.mono(),
                     rate: audio.sample_rate,

@@ -17,6 +17,14 @@ pub enum Codec {
     MsAdpcm,
     /// IMA / DVI ADPCM (format tag 0x11).
     ImaAdpcm,
+    /// FLAC (a `.flac` file, not a WAV).
+    Flac,
+    /// MPEG audio layer 1 to 3.
+    Mp3,
+    /// Ogg Vorbis.
+    Vorbis,
+    /// AAC (in MP4/M4A or ADTS).
+    Aac,
     /// Anything else, by format tag.
     Other(u16),
 }
@@ -28,6 +36,10 @@ impl std::fmt::Display for Codec {
             Self::Float => f.write_str("float"),
             Self::MsAdpcm => f.write_str("ms_adpcm"),
             Self::ImaAdpcm => f.write_str("ima_adpcm"),
+            Self::Flac => f.write_str("flac"),
+            Self::Mp3 => f.write_str("mp3"),
+            Self::Vorbis => f.write_str("vorbis"),
+            Self::Aac => f.write_str("aac"),
             Self::Other(tag) => write!(f, "format tag 0x{tag:04x}"),
         }
     }

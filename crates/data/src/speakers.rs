@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::dataset::{Dataset, Example, LoadOptions};
 use crate::error::{DataError, Result};
-use crate::fsutil::{is_wav, name_of, sorted_entries};
+use crate::fsutil::{is_audio, name_of, sorted_entries};
 use crate::manifest::Manifest;
 use crate::split::Split;
 
@@ -36,7 +36,7 @@ pub fn load_speakers(
     let mut examples = Vec::new();
     for (label, speaker) in speakers.iter().enumerate() {
         for context in sorted_entries(speaker, Path::is_dir)? {
-            for path in sorted_entries(&context, is_wav)? {
+            for path in sorted_entries(&context, is_audio)? {
                 let session = format!("{}/{}", classes[label], name_of(&context));
                 let group = if group_by_context {
                     session

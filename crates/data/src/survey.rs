@@ -128,7 +128,7 @@ pub fn format_histogram(dataset: &Dataset) -> FormatHistogram {
     let paths: BTreeSet<&PathBuf> = dataset.examples.iter().map(|e| &e.path).collect();
     let infos: Vec<_> = paths
         .into_par_iter()
-        .map(|p| (p, crate::inspect(p)))
+        .map(|p| (p, crate::inspect_audio(p)))
         .collect();
     let mut h = FormatHistogram::default();
     for (path, info) in infos {
