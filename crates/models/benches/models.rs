@@ -175,11 +175,32 @@ fn bench_snap_stream(c: &mut Criterion) {
     group.finish();
 }
 
+/// VggMini's training step at batch 32 on 64 x 301 inputs, 1 thread: issue
+/// 14's comparison (PyTorch 2.11: 59 samples/s).
+fn bench_vgg_mini(c: &mut Criterion) {
+    let mut group = c.benchmark_group("vgg_mini_train_b32");
+    group.sample_size(10).throughput(Throughput::Elements(32));
+    let shape = InputShape {
+        channels: 1,
+        height: 64,
+        frames: 301,
+    };
+    let model = Model::new(&ModelSpec::VggMini(Default::default()), 10, shape, 0).unwrap();
+    let x = input(shape, 32);
+    let labels: Vec<usize> = (0..32).map(|i| i % 10).collect();
+    let pool = pool(1);
+    group.bench_function("1t", |b| {
+        pool.install(|| b.iter(|| train_step(&model, black_box(&x), &labels)))
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_train,
     bench_infer,
     bench_snap,
-    bench_snap_stream
+    bench_snap_stream,
+    bench_vgg_mini
 );
 criterion_main!(benches);

@@ -1,7 +1,7 @@
 //! Times training steps of a reference model, for profiling:
 //! `cargo run --release -p hark-models --example step_profile -- crnn 10`;
 //! `snap_rnn 50 173` times the snap detector (batch 8, 2 classes) on 173
-//! frames.
+//! frames; `vgg_mini` is VggMini at batch 32 on 64 x 301 inputs.
 
 use std::time::Instant;
 
@@ -16,10 +16,10 @@ fn main() {
     let which = args.next().unwrap_or_else(|| "audio_cnn".into());
     let steps: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10);
     let frames: Option<usize> = args.next().and_then(|s| s.parse().ok());
-    let (batch, classes) = if which == "snap_rnn" {
-        (8, 2)
-    } else {
-        (16, 10)
+    let (batch, classes) = match which.as_str() {
+        "snap_rnn" => (8, 2),
+        "vgg_mini" => (32, 10),
+        _ => (16, 10),
     };
     let (spec, mut shape) = match which.as_str() {
         "snap_rnn" => (
@@ -28,6 +28,14 @@ fn main() {
                 channels: 1,
                 height: 40,
                 frames: 50,
+            },
+        ),
+        "vgg_mini" => (
+            ModelSpec::VggMini(Default::default()),
+            InputShape {
+                channels: 1,
+                height: 64,
+                frames: 301,
             },
         ),
         "crnn" => (
