@@ -67,7 +67,12 @@ pub enum Task {
     /// Describe audio files.
     InspectWav(Vec<PathBuf>),
     /// Describe a config's dataset.
-    InspectDataset(Box<ExperimentConfig>),
+    InspectDataset {
+        /// The config.
+        config: Box<ExperimentConfig>,
+        /// Where to draw its pictures.
+        plot: Option<PathBuf>,
+    },
     /// Describe a config's model.
     InspectModel {
         /// The config.
@@ -191,7 +196,10 @@ impl Task {
             Command::Features { config } => Self::Features(load(&config)?),
             Command::Inspect { what } => match what {
                 Inspect::Wav { files } => Self::InspectWav(files),
-                Inspect::Dataset { config } => Self::InspectDataset(load(&config)?),
+                Inspect::Dataset { config, plot } => Self::InspectDataset {
+                    config: load(&config)?,
+                    plot,
+                },
                 Inspect::Model { config, classes } => Self::InspectModel {
                     config: load(&config)?,
                     classes,

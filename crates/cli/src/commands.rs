@@ -83,9 +83,10 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
             }
         }
         Task::WritePhaseMap { config, force } => write_phase_map(&config, force, out)?,
-        Task::InspectDataset(config) => {
+        Task::InspectDataset { config, plot } => {
             let options = config.data.load_options();
             let d = hark_data::open_dataset(config.data.kind, &config.data.path, &options)?;
+            let formats = hark_data::format_histogram(&d);
             let classes: Vec<_> = (d.classes.iter().zip(d.class_counts()))
                 .map(|(c, n)| serde_json::json!({"class": c, "examples": n}))
                 .collect();
@@ -95,9 +96,29 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
                 "classes": classes,
                 "by_part": d.counts_by_part(),
                 "skipped": d.skipped.len(),
-                "formats": hark_data::format_histogram(&d),
+                "formats": formats,
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+            if let Some(dir) = plot {
+                std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+                let rates: Vec<(String, u64)> = (formats.sample_rates.iter())
+                    .map(|(r, n)| (format!("{r} Hz"), *n as u64))
+                    .collect();
+                hark_train::bars_png(
+                    &dir.join("sample_rates.png"),
+                    "files per sample rate",
+                    &rates,
+                )?;
+                let balance: Vec<(String, u64)> = (d.classes.iter().zip(d.class_counts()))
+                    .map(|(c, n)| (c.clone(), n as u64))
+                    .collect();
+                hark_train::bars_png(
+                    &dir.join("class_balance.png"),
+                    "examples per class",
+                    &balance,
+                )?;
+                writeln!(out, "pictures: {}", dir.display())?;
+            }
         }
         Task::InspectModel { config, classes } => {
             let (n, input) = match classes {

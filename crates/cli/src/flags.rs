@@ -296,6 +296,9 @@ pub enum Inspect {
     Dataset {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Also draw `sample_rates.png` and `class_balance.png` into DIR.
+        #[arg(long, value_name = "DIR")]
+        plot: Option<PathBuf>,
     },
     /// Layers, output shapes and parameter count of a config's model.
     Model {

@@ -82,7 +82,7 @@ pub use loaders::loader;
 pub use metrics::{ClassScores, ClassificationReport, ConfusionMatrix};
 pub use observer::Observer;
 pub use optimizer::{OptimizerConfig, StatefulOptimizer};
-pub use plot::{confusion_png, curves_png};
+pub use plot::{bars_png, confusion_png, curves_png};
 pub use predict::{FilePrediction, Predictor, WindowPrediction};
 pub use prepare::{Part, Prepared, prepare};
 pub use report::{classification_report, write_report};

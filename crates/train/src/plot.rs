@@ -235,3 +235,60 @@ pub fn curves_png(path: &Path, history: &[EpochMetrics]) -> Result<()> {
         Ok(())
     })
 }
+
+/// Writes a horizontal bar chart of `bars` (a label and a count each, drawn
+/// top to bottom in the given order) under `title`: a dataset's class
+/// balance or its sample rates (`hark inspect dataset --plot`).
+///
+/// # Errors
+/// [`Error::Plot`] when drawing or writing fails.
+pub fn bars_png(path: &Path, title: &str, bars: &[(String, u64)]) -> Result<()> {
+    let n = bars.len().max(1);
+    let height = (90 + 22 * n).min(4000) as u32;
+    let widest = bars
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(1);
+    let label_width = (7 * widest.min(60) + 16) as u32;
+    render(path, (720 + label_width, height), |root| {
+        let err = plot_err(path);
+        let top = bars.iter().map(|b| b.1).max().unwrap_or(1).max(1) as f64 * 1.1;
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FAMILY, 16))
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(label_width)
+            .build_cartesian_2d(0.0..top, (0..n).into_segmented())
+            .map_err(|e| err(e.to_string()))?;
+        let label = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => ((n - 1).checked_sub(*i))
+                .and_then(|k| bars.get(k))
+                .map_or(String::new(), |b| b.0.clone()),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_formatter(&label)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .label_style((FAMILY, 12))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        let blue = RGBColor(DARK.0, 90, 180);
+        chart
+            .draw_series(
+                Histogram::horizontal(&chart)
+                    .style(blue.filled())
+                    .margin(3)
+                    .data(
+                        bars.iter()
+                            .enumerate()
+                            .map(|(i, b)| (n - 1 - i, b.1 as f64)),
+                    ),
+            )
+            .map_err(|e| err(e.to_string()))?;
+        Ok(())
+    })
+}

@@ -124,3 +124,26 @@ fn curves_draw_train_and_validation_lines() {
     // One epoch without validation draws too.
     curves_png(&path, &history[..1]).unwrap();
 }
+
+#[test]
+fn bars_are_drawn_longest_for_the_largest_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bars.png");
+    let bars = vec![("16000 Hz".to_string(), 10), ("44100 Hz".to_string(), 40)];
+    hark_train::bars_png(&path, "files per sample rate", &bars).unwrap();
+    let img = read_png(&path);
+    assert_eq!(img.1, 90 + 22 * 2);
+    // Count the bar colour along each bar's row: the second is four times
+    // as long as the first.
+    let blue = |y: u32| {
+        (0..img.0)
+            .filter(|&x| pixel(&img, x, y) == [8, 90, 180])
+            .count()
+    };
+    let rows: Vec<usize> = (0..img.1).map(blue).filter(|&n| n > 0).collect();
+    let (short, long) = (rows.iter().min().unwrap(), rows.iter().max().unwrap());
+    assert!(
+        (*long as f64 / *short as f64 - 4.0).abs() < 0.1,
+        "{short} {long}"
+    );
+}
