@@ -103,7 +103,12 @@ fn a_phase_map_puts_every_speaker_in_every_part_and_training_uses_it() {
     }
 
     // The dataset's pictures.
-    ok(dir, &["-q", "inspect", "dataset", "-c", "sp.toml", "--plot", "pics"]);
+    ok(
+        dir,
+        &[
+            "-q", "inspect", "dataset", "-c", "sp.toml", "--plot", "pics",
+        ],
+    );
     for png in ["pics/sample_rates.png", "pics/class_balance.png"] {
         let bytes = std::fs::read(dir.join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 2000, "{png}");

@@ -57,6 +57,14 @@ pub struct SplitRatios {
     pub test: f64,
 }
 
+impl SplitRatios {
+    /// The train, validation and test shares, normalised to sum to 1.
+    pub fn shares(&self) -> [f64; 3] {
+        let total = (self.train + self.val + self.test).max(f64::MIN_POSITIVE);
+        [self.train / total, self.val / total, self.test / total]
+    }
+}
+
 impl Default for SplitRatios {
     fn default() -> Self {
         Self {
@@ -99,13 +107,7 @@ pub fn stratified_split(
             .expect("non-empty group");
         by_class.entry(label).or_default().push((g, idx.len()));
     }
-    let total = ratios.train + ratios.val + ratios.test;
-    let shares = [
-        ratios.train / total,
-        ratios.val / total,
-        ratios.test / total,
-    ];
-    let order = [Split::Train, Split::Val, Split::Test];
+    let shares = ratios.shares();
     let mut out = vec![Split::Train; labels.len()];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for (_, mut class_groups) in by_class {
@@ -113,19 +115,28 @@ pub fn stratified_split(
         let class_total: usize = class_groups.iter().map(|(_, n)| n).sum();
         let mut filled = [0usize; 3];
         for (g, n) in class_groups {
-            // The split with the largest shortfall against its target takes the group.
-            let pick = (0..3)
-                .filter(|&s| shares[s] > 0.0)
-                .max_by(|&a, &b| {
-                    let gap = |s: usize| shares[s] * class_total as f64 - filled[s] as f64;
-                    gap(a).total_cmp(&gap(b)).then(b.cmp(&a))
-                })
-                .expect("a positive ratio");
+            let pick = neediest(&shares, &filled, class_total);
             filled[pick] += n;
-            members[g].iter().for_each(|&i| out[i] = order[pick]);
+            members[g].iter().for_each(|&i| out[i] = ORDER[pick]);
         }
     }
     out
+}
+
+/// The parts in the order of [`SplitRatios::shares`].
+const ORDER: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+
+/// The part (an index into [`ORDER`]) with the largest shortfall of its
+/// share of `total` against `filled`: the next group goes there (ties to
+/// the earlier part; training when every share is zero).
+fn neediest(shares: &[f64; 3], filled: &[usize; 3], total: usize) -> usize {
+    (0..3)
+        .filter(|&s| shares[s] > 0.0)
+        .max_by(|&a, &b| {
+            let gap = |s: usize| shares[s] * total as f64 - filled[s] as f64;
+            gap(a).total_cmp(&gap(b)).then(b.cmp(&a))
+        })
+        .unwrap_or(0)
 }
 
 /// A split for speaker identification, where the classes are speakers and
@@ -151,13 +162,7 @@ pub fn speaker_split(
             .or_default()
             .push(i);
     }
-    let total = (ratios.train + ratios.val + ratios.test).max(f64::MIN_POSITIVE);
-    let shares = [
-        ratios.train / total,
-        ratios.val / total,
-        ratios.test / total,
-    ];
-    let order = [Split::Train, Split::Val, Split::Test];
+    let shares = ratios.shares();
     let mut out = vec![Split::Train; labels.len()];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for sessions in by_speaker.into_values() {
@@ -175,16 +180,10 @@ pub fn speaker_split(
                 // The first two go to test and validation, when there are enough.
                 0 if units.len() >= 3 => 2,
                 1 if units.len() >= 3 => 1,
-                _ => (0..3)
-                    .filter(|&s| shares[s] > 0.0)
-                    .max_by(|&a, &b| {
-                        let gap = |s: usize| shares[s] * speaker_total as f64 - filled[s] as f64;
-                        gap(a).total_cmp(&gap(b)).then(b.cmp(&a))
-                    })
-                    .unwrap_or(0),
+                _ => neediest(&shares, &filled, speaker_total),
             };
             filled[pick] += unit.len();
-            unit.iter().for_each(|&i| out[i] = order[pick]);
+            unit.iter().for_each(|&i| out[i] = ORDER[pick]);
         }
     }
     out
