@@ -396,7 +396,7 @@ early_stopping = { monitor = "val_loss", patience = 8 }
 }
 
 #[test]
-fn every_shipped_config_parses() {
+fn every_shipped_config_parses_and_builds_its_model() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -406,10 +406,21 @@ fn every_shipped_config_parses() {
             c.augment
                 .validate()
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // Its model builds for its input (two classes for a sigmoid).
+            let m = &c.model;
+            let classes = if m.output.is_softmax() { 10 } else { 2 };
+            hark_models::Model::with_output(
+                &m.spec,
+                classes,
+                m.output,
+                c.input_shape().unwrap(),
+                0,
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             n += 1;
         }
     }
-    assert_eq!(n, 7);
+    assert_eq!(n, 9);
 }
 
 #[test]
