@@ -121,7 +121,7 @@ pub enum Command {
         /// Where to write it (default: datasets/urban-synth, or datasets/snaps).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Clips to write (default: 1000 urban slices, or 400 event clips).
+        /// Clips to write (default: 1000 urban slices, or 1200 event clips).
         #[arg(long)]
         clips: Option<usize>,
         /// Folds (urban).

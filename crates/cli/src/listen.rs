@@ -81,6 +81,10 @@ pub fn listen(run: &RunDir, args: &ListenArgs, out: &mut impl Write) -> Result<(
     if args.list_devices {
         return crate::mic::list_devices(out);
     }
+    // Checked before any audio is read, not after the stream ends.
+    if !(args.collar.is_finite() && args.collar >= 0.0) {
+        bail!("--collar must be >= 0 seconds, got {}", args.collar);
+    }
     let predictor = Predictor::open(run)?;
     let options = ListenOptions {
         threshold: args.threshold,
