@@ -180,3 +180,83 @@ fn a_phase_map_puts_every_speaker_in_every_part_and_training_uses_it() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("phase_map.csv"));
 }
+
+/// The probabilities `hark predict --json` gives `file`'s whole, per class.
+fn predicted(dir: &Path, run: &str, file: &str) -> Vec<(String, f64)> {
+    let out = ok(
+        dir,
+        &[
+            "-q", "predict", "--checkpoint", run, "--json", "--top-k", "4", file,
+        ],
+    );
+    let line = out.lines().last().unwrap();
+    let record: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(record["type"], "file", "{out}");
+    (record["top"].as_array().unwrap().iter())
+        .map(|t| {
+            let class = t["class"].as_str().unwrap().to_string();
+            (class, t["probability"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn spectrogram_and_mfcc_features_train_and_predict_as_they_evaluate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    speaker_tree(&dir.join("tree"));
+    std::fs::write(dir.join("sp.toml"), CONFIG).unwrap();
+    for (kind, extra, rows) in [
+        ("log_mel", "features.mel.power=2.0", 32),
+        ("spectrogram", "features.mel.power=1.0", 129),
+        ("mfcc", "features.n_mfcc=13", 13),
+    ] {
+        let out = ok(
+            dir,
+            &[
+                "-q",
+                "train",
+                "-c",
+                "sp.toml",
+                "--set",
+                &format!("features.kind=\"{kind}\""),
+                "--set",
+                extra,
+                // Per-batch statistics would tie eval's figures to the batch.
+                "--set",
+                "train.normalization=\"per_example\"",
+                "--out",
+                kind,
+            ],
+        );
+        assert!(out.contains("test accuracy"), "{kind}: {out}");
+        let model = std::fs::read_to_string(dir.join(kind).join("model.json")).unwrap();
+        assert!(model.contains(&format!("{rows}")), "{kind}: {model}");
+        // Each clip is one model window long, so predict's stream gives
+        // the test set's probabilities from eval.
+        let csv = std::fs::read_to_string(dir.join(kind).join("predictions.csv")).unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        for row in lines.take(3) {
+            let fields: Vec<&str> = row.split(',').collect();
+            let got = predicted(dir, kind, fields[0]);
+            assert_eq!(got.len(), 4);
+            for (class, p) in got {
+                let column = header.iter().position(|h| *h == format!("p_{class}"));
+                let want: f64 = fields[column.unwrap()].parse().unwrap();
+                assert!(
+                    (p - want).abs() < 2e-5,
+                    "{kind}, {}: {class} {p} by predict, {want} by eval",
+                    fields[0]
+                );
+            }
+        }
+    }
+    // n_mfcc is refused where it means nothing.
+    let bad = hark(
+        dir,
+        &["train", "-c", "sp.toml", "--set", "features.n_mfcc=13"],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("n_mfcc"));
+}

@@ -2,7 +2,7 @@
 //! (seed, epoch, example), so a run reproduces exactly.
 
 use hark_dsp::{
-    SpecAugmentConfig, add_noise, add_noise_snr, fix_length, phase_vocoder, random_crop,
+    SpecAugmentConfig, add_noise, add_noise_snr, fix_length, random_crop,
     spec_augment, time_shift,
 };
 use rand::{RngExt, SeedableRng};
@@ -189,8 +189,8 @@ pub(crate) fn augment(
             frames: samples,
         };
         match rate {
-            Some(rate) => stretched_logmel(&wave, rate, extractor)?,
-            None => extractor.logmel(&wave)?,
+            Some(rate) => extractor.stretched(&wave, rate)?,
+            None => extractor.transform(&wave)?,
         }
     } else {
         clip.clone()
@@ -202,28 +202,4 @@ pub(crate) fn augment(
         add_noise(&mut out.data, std, rng)?;
     }
     Ok(out)
-}
-
-/// The log-mel of a waveform time-stretched by `rate` on its STFT.
-fn stretched_logmel(
-    wave: &Features,
-    rate: f64,
-    extractor: &FeatureExtractor,
-) -> std::result::Result<Features, hark_dsp::DspError> {
-    let logmel = extractor.logmel_plan();
-    let hop = logmel.mel().stft().hop_length();
-    let mut data = Vec::new();
-    let mut frames = 0;
-    for channel in wave.data.chunks_exact(wave.frames) {
-        let complex = logmel.mel().stft().complex(channel)?;
-        let spec = logmel.process_complex(&phase_vocoder(&complex, rate, hop)?)?;
-        frames = spec.frames();
-        data.extend_from_slice(spec.as_slice());
-    }
-    Ok(Features {
-        data,
-        channels: wave.channels,
-        n_mels: logmel.n_mels(),
-        frames,
-    })
 }

@@ -1,11 +1,12 @@
 //! The per-clip feature pipeline: decode, channels, resample, fixed length,
-//! log-mel, giving an f32 buffer `[channels, n_mels, frames]`.
+//! features (log-mel, linear spectrogram or MFCC), giving an f32 buffer
+//! `[channels, rows, frames]`.
 
 use std::path::Path;
 
 use hark_dsp::{
-    DbConfig, LogMelSpectrogram, MelSpectrogramConfig, Placement, ResamplerCache, fix_length,
-    mix_down, to_channels,
+    Bands, DbConfig, LogMelSpectrogram, MelSpectrogramConfig, Mfcc, Placement, ResamplerCache,
+    Spectrogram, fix_length, mix_down, phase_vocoder, to_channels,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,11 +29,47 @@ pub struct FeatureConfig {
     /// from a generator seeded by the file path, so it is deterministic and
     /// cacheable. Default: start.
     pub placement: Placement,
-    /// The log-mel; its `sample_rate` is the rate clips are resampled to.
-    /// Default: 22050 Hz, n_fft 1024, hop 512, 64 mels.
+    /// What the rows of the features are. Default: log-mel.
+    #[serde(skip_serializing_if = "FeatureKind::is_log_mel")]
+    pub kind: FeatureKind,
+    /// Coefficients kept with `kind = "mfcc"` (at most `mel.n_mels`). Default: 40.
+    #[serde(skip_serializing_if = "is_default_n_mfcc")]
+    pub n_mfcc: usize,
+    /// The STFT and mel filterbank; its `sample_rate` is the rate clips are
+    /// resampled to. `kind = "spectrogram"` uses only its STFT fields and
+    /// `power`. Default: 22050 Hz, n_fft 1024, hop 512, 64 mels.
     pub mel: MelSpectrogramConfig,
     /// The dB conversion. Default: ref 1, amin 1e-10, top_db 80.
     pub db: DbConfig,
+}
+
+/// The time-frequency representation a clip becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// Mel band energies in dB (torchaudio's `MelSpectrogram` + `AmplitudeToDB`).
+    #[default]
+    LogMel,
+    /// Every STFT bin, `n_fft / 2 + 1` rows, in dB: the linear spectrograms
+    /// VGG-M was designed for.
+    Spectrogram,
+    /// The first `n_mfcc` coefficients of the orthonormal DCT of the log-mel
+    /// (torchaudio's `MFCC(norm="ortho")`), the dB clamp applied before the DCT.
+    Mfcc,
+}
+
+impl FeatureKind {
+    /// Whether this is the default, left out of saved configs so that caches
+    /// keyed by them stay valid.
+    pub fn is_log_mel(&self) -> bool {
+        *self == Self::LogMel
+    }
+}
+
+const DEFAULT_N_MFCC: usize = 40;
+
+fn is_default_n_mfcc(n: &usize) -> bool {
+    *n == DEFAULT_N_MFCC
 }
 
 impl Default for FeatureConfig {
@@ -41,6 +78,8 @@ impl Default for FeatureConfig {
             channels: 1,
             duration: Some(4.0),
             placement: Placement::Start,
+            kind: FeatureKind::LogMel,
+            n_mfcc: DEFAULT_N_MFCC,
             mel: MelSpectrogramConfig {
                 sample_rate: 22050,
                 n_fft: 1024,
@@ -60,7 +99,8 @@ pub enum Stage {
     /// The fixed-length waveform, `[channels, 1, samples]`: what waveform
     /// augmentation (shift, noise, crop, stretch) starts from.
     Waveform,
-    /// The log-mel, `[channels, n_mels, frames]`.
+    /// The features `kind` names, `[channels, rows, frames]` (the name is
+    /// kept from when log-mels were the only kind; it keys caches).
     LogMel,
 }
 
@@ -72,7 +112,7 @@ pub struct Features {
     pub data: Vec<f32>,
     /// Channels.
     pub channels: usize,
-    /// Mel bands (1 for a waveform).
+    /// Rows: mel bands, STFT bins or coefficients (1 for a waveform).
     pub n_mels: usize,
     /// Frames (samples for a waveform).
     pub frames: usize,
@@ -90,7 +130,44 @@ impl Features {
 #[derive(Debug, Clone)]
 pub struct FeatureExtractor {
     config: FeatureConfig,
-    logmel: LogMelSpectrogram,
+    transform: Transform,
+}
+
+/// The planned transform from a waveform channel to features.
+#[derive(Debug, Clone)]
+enum Transform {
+    /// Log-mel, or with linear bands a dB spectrogram.
+    Bands(LogMelSpectrogram),
+    Mfcc(Mfcc),
+}
+
+impl Transform {
+    fn logmel(&self) -> &LogMelSpectrogram {
+        match self {
+            Self::Bands(plan) => plan,
+            Self::Mfcc(mfcc) => mfcc.logmel(),
+        }
+    }
+
+    fn rows(&self) -> usize {
+        match self {
+            Self::Bands(plan) => plan.n_mels(),
+            Self::Mfcc(mfcc) => mfcc.n_mfcc(),
+        }
+    }
+
+    /// Features from the dB rows of the log-mel plan (a whole clip's, so
+    /// clamped against its peak).
+    fn finish(&self, spec: Spectrogram) -> Spectrogram {
+        match self {
+            Self::Bands(_) => spec,
+            Self::Mfcc(mfcc) => {
+                let mut out = vec![0.0; mfcc.n_mfcc() * spec.frames()];
+                mfcc.dct_into(spec.as_slice(), spec.frames(), &mut out);
+                Spectrogram::from_vec(out, mfcc.n_mfcc(), spec.frames())
+            }
+        }
+    }
 }
 
 impl FeatureExtractor {
@@ -111,9 +188,26 @@ impl FeatureExtractor {
                 rule: format!("must be > 0 seconds, got {d}"),
             });
         }
+        if config.kind != FeatureKind::Mfcc && config.n_mfcc != DEFAULT_N_MFCC {
+            return Err(hark_dsp::DspError::InvalidParameter {
+                field: "n_mfcc",
+                rule: format!(
+                    "is only used with kind = \"mfcc\" (kind is {:?}), got {}",
+                    config.kind, config.n_mfcc
+                ),
+            });
+        }
+        let (mel, db) = (&config.mel, &config.db);
+        let transform = match config.kind {
+            FeatureKind::LogMel => Transform::Bands(LogMelSpectrogram::new(mel, db)?),
+            FeatureKind::Spectrogram => {
+                Transform::Bands(LogMelSpectrogram::with_bands(mel, db, Bands::Linear)?)
+            }
+            FeatureKind::Mfcc => Transform::Mfcc(Mfcc::new(mel, db, config.n_mfcc)?),
+        };
         Ok(Self {
             config: config.clone(),
-            logmel: LogMelSpectrogram::new(&config.mel, &config.db)?,
+            transform,
         })
     }
 
@@ -122,9 +216,19 @@ impl FeatureExtractor {
         &self.config
     }
 
-    /// The planned log-mel.
-    pub fn logmel_plan(&self) -> &LogMelSpectrogram {
-        &self.logmel
+    /// Rows of the features: mel bands, STFT bins or coefficients.
+    pub fn rows(&self) -> usize {
+        self.transform.rows()
+    }
+
+    /// Frames of the features of `samples` samples.
+    pub fn n_frames(&self, samples: usize) -> usize {
+        self.transform.logmel().n_frames(samples)
+    }
+
+    /// The STFT's hop in samples.
+    pub fn hop_length(&self) -> usize {
+        self.transform.logmel().mel().stft().hop_length()
     }
 
     /// Runs the whole pipeline on one example: [`Self::extract_stage`] to
@@ -149,30 +253,60 @@ impl FeatureExtractor {
         let wave = self.waveform(example, resamplers)?;
         match stage {
             Stage::Waveform => Ok(wave),
-            Stage::LogMel => self.logmel(&wave).map_err(|source| DataError::Dsp {
+            Stage::LogMel => self.transform(&wave).map_err(|source| DataError::Dsp {
                 path: example.path.clone(),
                 source,
             }),
         }
     }
 
-    /// The log-mel of a waveform made by [`Self::extract_stage`] (possibly
+    /// The features of a waveform made by [`Self::extract_stage`] (possibly
     /// augmented since), channel by channel.
     ///
     /// # Errors
     /// A channel that is empty, too short or non-finite.
-    pub fn logmel(&self, wave: &Features) -> std::result::Result<Features, hark_dsp::DspError> {
-        let mut data = Vec::with_capacity(wave.channels * self.logmel.output_len(wave.frames));
+    pub fn transform(&self, wave: &Features) -> std::result::Result<Features, hark_dsp::DspError> {
+        let logmel = self.transform.logmel();
+        self.per_channel(wave, |channel| logmel.process(channel))
+    }
+
+    /// The features of a waveform time-stretched by `rate` (a phase
+    /// vocoder on its STFT), channel by channel.
+    ///
+    /// # Errors
+    /// As [`Self::transform`], or a rate the vocoder rejects.
+    pub fn stretched(
+        &self,
+        wave: &Features,
+        rate: f64,
+    ) -> std::result::Result<Features, hark_dsp::DspError> {
+        let logmel = self.transform.logmel();
+        let stft = logmel.mel().stft();
+        self.per_channel(wave, |channel| {
+            let complex = stft.complex(channel)?;
+            logmel.process_complex(&phase_vocoder(&complex, rate, stft.hop_length())?)
+        })
+    }
+
+    /// `spectral` (dB rows of the log-mel plan) on every channel, finished
+    /// into the configured kind.
+    fn per_channel(
+        &self,
+        wave: &Features,
+        mut spectral: impl FnMut(&[f32]) -> std::result::Result<Spectrogram, hark_dsp::DspError>,
+    ) -> std::result::Result<Features, hark_dsp::DspError> {
+        let rows = self.rows();
+        let mut data = Vec::with_capacity(wave.channels * rows * self.n_frames(wave.frames));
         let mut frames = 0;
         for channel in wave.data.chunks_exact(wave.frames.max(1)) {
-            let spec = self.logmel.process(channel)?;
+            let spec = self.transform.finish(spectral(channel)?);
             frames = spec.frames();
             data.extend_from_slice(spec.as_slice());
         }
         Ok(Features {
             data,
             channels: wave.channels,
-            n_mels: self.logmel.n_mels(),
+            n_mels: rows,
             frames,
         })
     }

@@ -70,7 +70,7 @@ pub use encode::{Encoding, encode_wav, write_wav};
 pub use error::{DataError, Result};
 pub use events::{EVENT_COLUMNS, EventRow, read_events, write_events};
 pub use extract::{Extracted, NoProgress, Progress, extract_all};
-pub use features::{FeatureConfig, FeatureExtractor, Features, Stage};
+pub use features::{FeatureConfig, FeatureExtractor, FeatureKind, Features, Stage};
 pub use fold_csv::{load_esc50, load_urbansound8k};
 pub use folders::{
     ChunkOptions, assign_splits, chunk_dataset, load_folders, write_split_manifests,

@@ -43,7 +43,7 @@ pub use augment::{
 pub use db::{DbClamp, DbConfig, amplitude_to_db, db_to_amplitude, db_to_power, power_to_db};
 pub use error::{DspError, Result};
 pub use mel::{MelConfig, MelFilterbank, MelNorm, MelScale, hz_to_mel, mel_to_hz};
-pub use melspec::{LogMelSpectrogram, MelScratch, MelSpectrogram, MelSpectrogramConfig};
+pub use melspec::{Bands, LogMelSpectrogram, MelScratch, MelSpectrogram, MelSpectrogramConfig};
 pub use mfcc::{Mfcc, MfccScratch};
 pub use resample::{ResamplerCache, StreamResampler, resample};
 pub use rustfft::num_complex::Complex32;

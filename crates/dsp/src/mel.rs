@@ -251,6 +251,24 @@ impl MelFilterbank {
         })
     }
 
+    /// A "filterbank" that passes each of `n_freqs` STFT bins through as its
+    /// own band: a linear-frequency spectrogram then takes the mel path
+    /// unchanged (blocked STFT, streaming, stretching, dB).
+    ///
+    /// # Errors
+    /// `n_freqs` of 0.
+    pub fn identity(n_freqs: usize) -> Result<Self> {
+        if n_freqs == 0 {
+            return Err(invalid("n_freqs", "must be > 0, got 0"));
+        }
+        Ok(Self {
+            n_freqs,
+            starts: (0..n_freqs).collect(),
+            offsets: (0..=n_freqs).collect(),
+            weights: vec![1.0; n_freqs],
+        })
+    }
+
     /// Number of mel bands.
     pub fn n_mels(&self) -> usize {
         self.starts.len()

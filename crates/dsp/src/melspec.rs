@@ -117,6 +117,17 @@ pub struct MelScratch {
 /// Frames whose mel bands are computed together.
 const BLOCK: usize = crate::mel::BLOCK;
 
+/// What the rows of a [`MelSpectrogram`] are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bands {
+    /// The mel filterbank the configuration describes.
+    #[default]
+    Mel,
+    /// Every STFT bin, `n_fft / 2 + 1` rows (a linear-frequency
+    /// spectrogram); the configuration's filterbank fields are unused.
+    Linear,
+}
+
 /// A planned mel spectrogram: STFT plan and sparse filterbank built once.
 /// `Send + Sync`; give each thread its own [`MelScratch`].
 #[derive(Debug, Clone)]
@@ -132,9 +143,23 @@ impl MelSpectrogram {
     /// # Errors
     /// Any invalid STFT, filterbank or `power` parameter, naming the field.
     pub fn new(config: &MelSpectrogramConfig) -> Result<Self> {
+        Self::with_bands(config, Bands::Mel)
+    }
+
+    /// As [`Self::new`], with rows of the kind `bands` says.
+    ///
+    /// # Errors
+    /// As [`Self::new`]; with [`Bands::Linear`], only the STFT and `power`
+    /// are checked.
+    pub fn with_bands(config: &MelSpectrogramConfig, bands: Bands) -> Result<Self> {
+        let stft = StftPlan::new(&config.stft())?;
+        let filterbank = match bands {
+            Bands::Mel => MelFilterbank::new(&config.mel())?,
+            Bands::Linear => MelFilterbank::identity(stft.n_freqs())?,
+        };
         Ok(Self {
-            stft: StftPlan::new(&config.stft())?,
-            filterbank: MelFilterbank::new(&config.mel())?,
+            stft,
+            filterbank,
             power: Power::new(config.power)?,
         })
     }
@@ -284,9 +309,18 @@ impl LogMelSpectrogram {
     /// # Errors
     /// Any invalid mel or dB parameter, naming the field.
     pub fn new(mel: &MelSpectrogramConfig, db: &DbConfig) -> Result<Self> {
+        Self::with_bands(mel, db, Bands::Mel)
+    }
+
+    /// As [`Self::new`], with rows of the kind `bands` says: with
+    /// [`Bands::Linear`], a log-power (dB) linear-frequency spectrogram.
+    ///
+    /// # Errors
+    /// As [`MelSpectrogram::with_bands`], or an invalid dB parameter.
+    pub fn with_bands(mel: &MelSpectrogramConfig, db: &DbConfig, bands: Bands) -> Result<Self> {
         db.validate()?;
         Ok(Self {
-            mel: MelSpectrogram::new(mel)?,
+            mel: MelSpectrogram::with_bands(mel, bands)?,
             db: *db,
             multiplier: 20.0 / mel.power,
         })

@@ -58,6 +58,11 @@ impl Mfcc {
         })
     }
 
+    /// The log-mel stage.
+    pub fn logmel(&self) -> &LogMelSpectrogram {
+        &self.logmel
+    }
+
     /// Number of coefficients (output rows).
     pub fn n_mfcc(&self) -> usize {
         self.n_mfcc
@@ -100,17 +105,33 @@ impl Mfcc {
         let frames = self
             .logmel
             .process_into(signal, &mut scratch.logmel, &mut scratch.mel)?;
+        self.dct_into(&scratch.logmel, frames, out);
+        Ok(frames)
+    }
+
+    /// The DCT step alone: MFCCs `[n_mfcc, frames]` of a log-mel
+    /// `[n_mels, frames]` made (and dB-clamped) elsewhere, as a stream does
+    /// once it knows a window's peak.
+    ///
+    /// # Panics
+    /// If `logmel.len() != n_mels * frames` or `out.len() != n_mfcc * frames`.
+    pub fn dct_into(&self, logmel: &[f32], frames: usize, out: &mut [f32]) {
         let n_mels = self.logmel.n_mels();
+        if logmel.len() != n_mels * frames {
+            buffer_len_mismatch("mfcc log-mel input", n_mels * frames, logmel.len());
+        }
+        if out.len() != self.n_mfcc * frames {
+            buffer_len_mismatch("mfcc output", self.n_mfcc * frames, out.len());
+        }
         out.fill(0.0);
-        for (k, row) in out.chunks_exact_mut(frames).enumerate() {
+        for (k, row) in out.chunks_exact_mut(frames.max(1)).enumerate() {
             for (m, &d) in self.dct[k * n_mels..(k + 1) * n_mels].iter().enumerate() {
-                let src = &scratch.logmel[m * frames..(m + 1) * frames];
+                let src = &logmel[m * frames..(m + 1) * frames];
                 for (o, &x) in row.iter_mut().zip(src) {
                     *o += d * x;
                 }
             }
         }
-        Ok(frames)
     }
 
     /// MFCCs, allocating the output. See [`Self::process_into`].
@@ -144,6 +165,17 @@ mod tests {
                 assert!((dot - want).abs() < 1e-5, "rows {a}, {b}: {dot}");
             }
         }
+    }
+
+    #[test]
+    fn the_dct_of_a_separate_log_mel_equals_the_whole_plan() {
+        let cfg = MelSpectrogramConfig::default();
+        let mfcc = Mfcc::new(&cfg, &DbConfig::default(), 20).unwrap();
+        let signal: Vec<f32> = (0..8000).map(|i| (i as f32 * 0.03).sin()).collect();
+        let logmel = mfcc.logmel().process(&signal).unwrap();
+        let mut out = vec![0.0; 20 * logmel.frames()];
+        mfcc.dct_into(logmel.as_slice(), logmel.frames(), &mut out);
+        assert_eq!(out, mfcc.process(&signal).unwrap().into_vec());
     }
 
     #[test]

@@ -24,7 +24,7 @@
 use crate::error::check_signal;
 use crate::mel::{BLOCK, MelFilterbank};
 use crate::stft::{PadMode, Power, StftPlan, StftScratch};
-use crate::{DbClamp, DbConfig, LogMelSpectrogram, MelSpectrogram, MelSpectrogramConfig, Result};
+use crate::{Bands, DbClamp, DbConfig, LogMelSpectrogram, MelSpectrogram, MelSpectrogramConfig, Result};
 
 /// A streaming log-mel; see the [module docs](self).
 #[derive(Debug, Clone)]
@@ -57,8 +57,17 @@ impl LogMelStream {
     /// # Errors
     /// Any invalid mel or dB parameter, naming the field.
     pub fn new(mel: &MelSpectrogramConfig, db: &DbConfig) -> Result<Self> {
+        Self::with_bands(mel, db, Bands::Mel)
+    }
+
+    /// As [`Self::new`], streaming the rows `bands` says (with
+    /// [`Bands::Linear`], the dB linear-frequency spectrogram).
+    ///
+    /// # Errors
+    /// As [`LogMelSpectrogram::with_bands`].
+    pub fn with_bands(mel: &MelSpectrogramConfig, db: &DbConfig, bands: Bands) -> Result<Self> {
         // Validates both configurations as the offline plan does.
-        let offline = LogMelSpectrogram::new(mel, db)?;
+        let offline = LogMelSpectrogram::with_bands(mel, db, bands)?;
         let frames = StftPlan::new(&crate::StftConfig {
             center: false,
             ..mel.stft()
@@ -80,7 +89,7 @@ impl LogMelStream {
             emitted: 0,
             scratch,
             block,
-            frame: vec![0.0; mel.n_mels],
+            frame: vec![0.0; offline.n_mels()],
         };
         stream.reset();
         Ok(stream)
@@ -266,7 +275,17 @@ mod tests {
         signal: &[f32],
         mut sizes: impl FnMut() -> usize,
     ) -> Vec<Vec<f32>> {
-        let mut stream = LogMelStream::new(mel, db).unwrap();
+        streamed_bands(mel, db, Bands::Mel, signal, &mut sizes)
+    }
+
+    fn streamed_bands(
+        mel: &MelSpectrogramConfig,
+        db: &DbConfig,
+        bands: Bands,
+        signal: &[f32],
+        sizes: &mut impl FnMut() -> usize,
+    ) -> Vec<Vec<f32>> {
+        let mut stream = LogMelStream::with_bands(mel, db, bands).unwrap();
         let mut out = Vec::new();
         let mut rest = signal;
         while !rest.is_empty() {
@@ -284,7 +303,23 @@ mod tests {
         signal: &[f32],
         got: &[Vec<f32>],
     ) {
-        let offline = LogMelSpectrogram::new(mel, db)
+        assert_equal_offline_bands(mel, db, Bands::Mel, signal, got);
+    }
+
+    fn assert_equal_offline_bands(
+        mel: &MelSpectrogramConfig,
+        db: &DbConfig,
+        bands: Bands,
+        signal: &[f32],
+        got: &[Vec<f32>],
+    ) {
+        // A single bin has no neighbours to average its rounding out: its
+        // faint values differ in the fourth decimal place of a dB.
+        let tolerance = match bands {
+            Bands::Mel => 1e-4,
+            Bands::Linear => 2e-3,
+        };
+        let offline = LogMelSpectrogram::with_bands(mel, db, bands)
             .unwrap()
             .process(signal)
             .unwrap();
@@ -293,7 +328,7 @@ mod tests {
             for (m, v) in frame.iter().enumerate() {
                 let want = offline.get(m, t);
                 assert!(
-                    (v - want).abs() < 1e-4,
+                    (v - want).abs() < tolerance,
                     "frame {t} band {m}: {v} vs {want} ({mel:?})"
                 );
             }
@@ -323,6 +358,34 @@ mod tests {
                 let got = streamed(&mel, &db, &signal, || rng.random_range(1..3000));
                 assert_equal_offline(&mel, &db, &signal, &got);
             }
+        }
+    }
+
+    #[test]
+    fn a_linear_spectrogram_streams_as_offline_and_is_the_stft_power_in_db() {
+        let signal = noise_and_tone(12_007);
+        let db = DbConfig {
+            clamp: DbClamp::Reference,
+            ..Default::default()
+        };
+        let mel = config(true, PadMode::Reflect, 512);
+        for size in [1, 300, 5000] {
+            let got = streamed_bands(&mel, &db, Bands::Linear, &signal, &mut || size);
+            assert_eq!(got[0].len(), 257);
+            assert_equal_offline_bands(&mel, &db, Bands::Linear, &signal, &got);
+        }
+        let linear = LogMelSpectrogram::with_bands(&mel, &db, Bands::Linear)
+            .unwrap()
+            .process(&signal)
+            .unwrap();
+        let mut want = StftPlan::new(&mel.stft())
+            .unwrap()
+            .power(&signal, 2.0)
+            .unwrap();
+        crate::power_to_db(want.as_mut_slice(), &db).unwrap();
+        assert_eq!(linear.shape(), want.shape());
+        for (a, b) in linear.as_slice().iter().zip(want.as_slice()) {
+            assert!((a - b).abs() < 1e-3, "{a} vs {b}");
         }
     }
 

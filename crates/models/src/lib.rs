@@ -103,6 +103,6 @@ pub use pool::{avg_pool2d, max_pool2d, max_pool2d_hw};
 pub use rnn::{Cell, Recurrent, lstm, rnn};
 pub use small_cnn::{SmallCnn, SmallCnnConfig};
 pub use snap_rnn::{SnapRnn, SnapRnnConfig, SnapRnnStream, TimePool};
-pub use stream::{FrameStream, PrepareWindow, WindowModel, WindowStream};
+pub use stream::{FrameStream, PrepareWindow, ReshapeWindow, WindowModel, WindowStream};
 pub use summary::{LayerSummary, ModelSummary, Trace};
 pub use vgg::{Vgg, VggConfig, VggM, VggMConfig, VggVariant};

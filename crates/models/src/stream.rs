@@ -77,6 +77,12 @@ impl WindowModel for ForwardWindow<'_> {
 /// (the dB clamp against the window's peak, per-example normalisation).
 pub type PrepareWindow<'a> = Box<dyn FnMut(&mut [f32]) + Send + 'a>;
 
+/// Turns a window of stream frames `[frame_len, frames]` (which it may
+/// change) into the model's input `[height, frames]`, for features a
+/// stream cannot finish frame by frame: MFCCs, whose DCT follows a dB clamp
+/// against the window's peak.
+pub type ReshapeWindow<'a> = Box<dyn FnMut(&mut [f32], &mut [f32]) + Send + 'a>;
+
 /// Runs any [`Model`] over a sliding window: the last `frames` frames (the
 /// model's input length), evaluated once the window is full and then every
 /// `hop` frames, by the model's own window evaluator
@@ -86,14 +92,17 @@ pub struct WindowStream<'a> {
     model: Box<dyn WindowModel + 'a>,
     frames: usize,
     hop: usize,
-    height: usize,
+    frame_len: usize,
     /// The last `frames` frames, frame-major, oldest at `next` once full.
     ring: Vec<f32>,
     next: usize,
     seen: usize,
     since: usize,
+    /// The stream frames of a window, `[frame_len, frames]`.
+    raw: Vec<f32>,
+    /// The model's input, `[height, frames]`.
     window: Vec<f32>,
-    prepare: PrepareWindow<'a>,
+    prepare: ReshapeWindow<'a>,
 }
 
 impl fmt::Debug for WindowStream<'_> {
@@ -113,7 +122,33 @@ impl<'a> WindowStream<'a> {
     ///
     /// # Errors
     /// [`Error::Spec`] for a zero hop.
-    pub fn new(model: &'a Model, hop: usize, prepare: PrepareWindow<'a>) -> Result<Self> {
+    pub fn new(model: &'a Model, hop: usize, mut prepare: PrepareWindow<'a>) -> Result<Self> {
+        let height = model.input_shape().height;
+        let reshape = move |raw: &mut [f32], window: &mut [f32]| {
+            prepare(raw);
+            window.copy_from_slice(raw);
+        };
+        Self::reshaping(model, hop, height, Box::new(reshape))
+    }
+
+    /// As [`Self::new`], for stream frames of `frame_len` values that
+    /// `prepare` turns into the model's input.
+    ///
+    /// # Errors
+    /// As [`Self::new`], or a zero `frame_len`.
+    pub fn reshaping(
+        model: &'a Model,
+        hop: usize,
+        frame_len: usize,
+        prepare: ReshapeWindow<'a>,
+    ) -> Result<Self> {
+        if frame_len == 0 {
+            return Err(Error::Spec {
+                field: "frame_len",
+                rule: "must be at least 1 value",
+                got: "0".into(),
+            });
+        }
         if hop == 0 {
             return Err(Error::Spec {
                 field: "hop",
@@ -133,11 +168,12 @@ impl<'a> WindowStream<'a> {
             model: evaluator,
             frames: shape.frames,
             hop,
-            height: shape.height,
-            ring: vec![0.0; shape.frames * shape.height],
+            frame_len,
+            ring: vec![0.0; shape.frames * frame_len],
             next: 0,
             seen: 0,
             since: 0,
+            raw: vec![0.0; shape.frames * frame_len],
             window: vec![0.0; shape.frames * shape.height],
             prepare,
         })
@@ -151,12 +187,12 @@ impl<'a> WindowStream<'a> {
 
 impl FrameStream for WindowStream<'_> {
     fn frame_len(&self) -> usize {
-        self.height
+        self.frame_len
     }
 
     fn push(&mut self, frame: &[f32]) -> Result<Option<&[f32]>> {
-        check_frame("WindowStream", frame, self.height)?;
-        let (f, n) = (self.height, self.frames);
+        check_frame("WindowStream", frame, self.frame_len)?;
+        let (f, n) = (self.frame_len, self.frames);
         self.ring[self.next * f..][..f].copy_from_slice(frame);
         self.next = (self.next + 1) % n;
         self.seen += 1;
@@ -169,10 +205,10 @@ impl FrameStream for WindowStream<'_> {
         for t in 0..n {
             let src = &self.ring[((self.next + t) % n) * f..][..f];
             for (m, &v) in src.iter().enumerate() {
-                self.window[m * n + t] = v;
+                self.raw[m * n + t] = v;
             }
         }
-        (self.prepare)(&mut self.window);
+        (self.prepare)(&mut self.raw, &mut self.window);
         Ok(Some(self.model.evaluate(&self.window)?))
     }
 

@@ -468,6 +468,39 @@ fn a_window_stream_evaluates_the_last_frames_every_hop() {
     }
 }
 
+#[test]
+fn a_reshaping_window_stream_gives_the_model_what_prepare_makes() {
+    // Stream frames of 80 values; the model sees the mean of each pair of rows.
+    let model = Model::new(&ModelSpec::SmallCnn(Default::default()), 3, shape(1, 40, 20), 1).unwrap();
+    let wide: Vec<Vec<f32>> = randn(&[30, 80], 6).to_vec2().unwrap();
+    let halve = |raw: &mut [f32], out: &mut [f32]| {
+        for m in 0..40 {
+            for t in 0..20 {
+                out[m * 20 + t] = 0.5 * (raw[2 * m * 20 + t] + raw[(2 * m + 1) * 20 + t]);
+            }
+        }
+    };
+    let mut reshaping = WindowStream::reshaping(&model, 5, 80, Box::new(halve)).unwrap();
+    let mut plain = WindowStream::new(&model, 5, Box::new(|_| {})).unwrap();
+    assert_eq!(reshaping.frame_len(), 80);
+    let mut compared = 0;
+    for f in &wide {
+        let narrow: Vec<f32> = f.chunks(2).map(|p| 0.5 * (p[0] + p[1])).collect();
+        let got = reshaping.push(f).unwrap().map(<[f32]>::to_vec);
+        let want = plain.push(&narrow).unwrap().map(<[f32]>::to_vec);
+        assert_eq!(got.is_some(), want.is_some());
+        if let (Some(a), Some(b)) = (got, want) {
+            compared += 1;
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-6, "{a:?} vs {b:?}");
+            }
+        }
+    }
+    assert_eq!(compared, 3);
+    assert!(reshaping.push(&[0.0; 40]).is_err());
+    assert!(WindowStream::reshaping(&model, 1, 0, Box::new(|_, _| {})).is_err());
+}
+
 /// Adam (Kingma & Ba), written out: the optimizer of the overfit test.
 struct Adam {
     vars: Vec<Var>,

@@ -290,11 +290,10 @@ impl ExperimentConfig {
         let extractor = FeatureExtractor::new(f).map_err(crate::error::features_error)?;
         let seconds = f.duration.unwrap_or(ASSUMED_SECONDS);
         let samples = (seconds * f.mel.sample_rate as f64).round() as usize;
-        let plan = extractor.logmel_plan();
         Ok(InputShape {
             channels: f.channels,
-            height: plan.n_mels(),
-            frames: plan.n_frames(samples),
+            height: extractor.rows(),
+            frames: extractor.n_frames(samples),
         })
     }
 

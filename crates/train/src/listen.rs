@@ -1,8 +1,9 @@
 //! Listening: mono audio in chunks of any size through a run's features and
 //! model, as it arrives, into class probabilities and timed events.
 //!
-//! The chain is [`StreamResampler`] to the model's rate, [`LogMelStream`],
-//! then the model's stream:
+//! The chain is [`StreamResampler`] to the model's rate, [`LogMelStream`]
+//! (mel bands, or every STFT bin for `features.kind = "spectrogram"`), then
+//! the model's stream (MFCCs take their DCT there, after the dB clamp):
 //! - a recurrent stream ([`Model::recurrent_stream`]) when the model has one
 //!   and every frame is final as it comes out: the dB clamp counts from
 //!   `ref` (`features.db.clamp = "reference"`) or there is none, and the
@@ -24,8 +25,8 @@
 //! A stream shorter than one window is evaluated once, padded with silence
 //! at [`Listener::finish`].
 
-use hark_data::Normalization;
-use hark_dsp::{DbClamp, DbConfig, LogMelStream, StreamResampler};
+use hark_data::{FeatureKind, Normalization};
+use hark_dsp::{Bands, DbClamp, DbConfig, LogMelStream, Mfcc, StreamResampler};
 use hark_models::{FrameStream, Model, WindowStream};
 
 use crate::error::{check_range, features_error};
@@ -238,6 +239,8 @@ pub struct Listener<'p> {
     predictor: &'p Predictor,
     resampler: StreamResampler,
     logmel: LogMelStream,
+    /// The DCT that makes MFCCs of the stream's log-mel frames.
+    cepstrum: Option<Mfcc>,
     stream: Box<dyn FrameStream + 'p>,
     recurrent: bool,
     normalization: Normalization,
@@ -250,6 +253,9 @@ pub struct Listener<'p> {
     since_output: usize,
     /// A log-mel frame of silence, for padding a short stream's window.
     silence: f32,
+    /// Values per stream frame (before any DCT).
+    frame_len: usize,
+    /// A recurrent model's input frame.
     frame: Vec<f32>,
     /// The frames of one chunk, kept between chunks so that a push does
     /// not allocate.
@@ -294,7 +300,20 @@ impl<'p> Listener<'p> {
             });
         }
         let classes = event_classes(predictor.classes(), options.classes.as_deref())?;
-        let logmel = LogMelStream::new(&features.mel, &features.db).map_err(features_error)?;
+        let bands = match features.kind {
+            FeatureKind::Spectrogram => Bands::Linear,
+            FeatureKind::LogMel | FeatureKind::Mfcc => Bands::Mel,
+        };
+        let logmel = LogMelStream::with_bands(&features.mel, &features.db, bands)
+            .map_err(features_error)?;
+        let cepstrum = match features.kind {
+            FeatureKind::Mfcc => Some(
+                Mfcc::new(&features.mel, &features.db, features.n_mfcc).map_err(features_error)?,
+            ),
+            FeatureKind::LogMel | FeatureKind::Spectrogram => None,
+        };
+        let frame_len = logmel.n_mels();
+        let rows = cepstrum.as_ref().map_or(frame_len, Mfcc::n_mfcc);
         let normalization = crate::loaders::normalization(config)?.clone();
         let frame_local = logmel.frames_are_final() && normalization.is_pointwise();
         let recurrent = match options.mode {
@@ -317,29 +336,36 @@ impl<'p> Listener<'p> {
             }
         };
         let db = features.db;
-        let (window_norm, bands) = (normalization.clone(), features.mel.n_mels);
+        let (window_norm, window_dct) = (normalization.clone(), cepstrum.clone());
+        let window = model.input_shape().frames;
         let is_recurrent = recurrent.is_some();
         let stream: Box<dyn FrameStream + 'p> = match recurrent {
             Some(stream) => stream,
-            None => Box::new(WindowStream::new(
+            None => Box::new(WindowStream::reshaping(
                 model,
                 options.hop_frames,
-                Box::new(move |w: &mut [f32]| {
-                    db.clamp_to_peak(w);
-                    window_norm.apply_one(w, bands);
+                frame_len,
+                Box::new(move |raw: &mut [f32], input: &mut [f32]| {
+                    db.clamp_to_peak(raw);
+                    match &window_dct {
+                        Some(dct) => dct.dct_into(raw, window, input),
+                        None => input.copy_from_slice(raw),
+                    }
+                    window_norm.apply_one(input, rows);
                 }),
             )?),
         };
         let hop = logmel.hop_length() as f64 / features.mel.sample_rate as f64;
-        let window = model.input_shape().frames;
         let hop_frames = if is_recurrent { 1 } else { options.hop_frames };
         Ok(Self {
             predictor,
             resampler: StreamResampler::new(input_rate, features.mel.sample_rate)
                 .map_err(features_error)?,
-            frame: vec![0.0; logmel.n_mels()],
+            frame: vec![0.0; rows],
+            frame_len,
             pending: Vec::new(),
             logmel,
+            cepstrum,
             stream,
             recurrent: is_recurrent,
             normalization,
@@ -438,7 +464,7 @@ impl<'p> Listener<'p> {
         self.logmel.finish(|f| frames.extend_from_slice(f))?;
         self.take_frames(&frames, &mut on_output)?;
         if !self.recurrent && self.frames > 0 {
-            let pad = vec![self.silence; self.frame.len()];
+            let pad = vec![self.silence; self.frame_len];
             while self.frames < self.window as u64 || self.since_output > 0 {
                 self.step(&pad, &mut on_output)?;
             }
@@ -448,24 +474,30 @@ impl<'p> Listener<'p> {
     }
 
     fn take_frames(&mut self, frames: &[f32], on_output: &mut impl FnMut(Output)) -> Result<()> {
-        let n = self.frame.len();
-        for frame in frames.chunks_exact(n) {
+        for frame in frames.chunks_exact(self.frame_len) {
             self.step(frame, on_output)?;
         }
         Ok(())
     }
 
-    /// One frame into the model; its output, if any, into the detector.
+    /// One stream frame into the model; its output, if any, into the detector.
     fn step(&mut self, frame: &[f32], on_output: &mut impl FnMut(Output)) -> Result<()> {
-        self.frame.copy_from_slice(frame);
-        if self.recurrent {
-            let bands = self.frame.len();
-            self.normalization.apply_one(&mut self.frame, bands);
-        }
         let (start, end) = self.span(self.frames);
         self.frames += 1;
         self.since_output += 1;
-        let Some(probs) = self.stream.push(&self.frame)? else {
+        // A window stream finishes its frames itself, a whole window at a time.
+        let input = if self.recurrent {
+            match &self.cepstrum {
+                Some(dct) => dct.dct_into(frame, 1, &mut self.frame),
+                None => self.frame.copy_from_slice(frame),
+            }
+            let rows = self.frame.len();
+            self.normalization.apply_one(&mut self.frame, rows);
+            &self.frame
+        } else {
+            frame
+        };
+        let Some(probs) = self.stream.push(input)? else {
             return Ok(());
         };
         self.since_output = 0;

@@ -34,7 +34,7 @@ pub fn loader(
     // Held-out clips are log-mels even when training clips are waveforms.
     let (clips, indices) = if !training && waveforms {
         let logmels = (part.clips.iter())
-            .map(|&i| extractor.logmel(&prepared.clips[i]))
+            .map(|&i| extractor.transform(&prepared.clips[i]))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         (Arc::new(logmels), (0..part.clips.len()).collect())
     } else {
@@ -78,7 +78,7 @@ pub(crate) fn with_statistics(
     };
     let logmels = (train.clips.iter())
         .map(|&i| match prepared.clips[i].n_mels {
-            1 => prepared.extractor.logmel(&prepared.clips[i]),
+            1 => prepared.extractor.transform(&prepared.clips[i]),
             _ => Ok(prepared.clips[i].clone()),
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;

@@ -151,7 +151,7 @@ impl Prepared {
             .max_by_key(|f| f.frames)
             .ok_or(Error::NoExamples)?;
         let [channels, height, frames] = if longest.n_mels == 1 {
-            self.extractor.logmel(longest)?.shape()
+            self.extractor.transform(longest)?.shape()
         } else {
             longest.shape()
         };

@@ -447,7 +447,7 @@ fn the_input_shape_of_a_config_is_what_its_extractor_makes_of_a_clip() {
         n_mels: 1,
         frames: 88_200,
     };
-    let logmel = extractor.logmel(&clip).unwrap();
+    let logmel = extractor.transform(&clip).unwrap();
     assert_eq!(logmel.shape(), [2, 40, 173]);
     // Uncentred frames need a full window (4 s, the default duration).
     let text = "[features]\nmel = { sample_rate = 16000, n_fft = 400, hop_length = 160, \
