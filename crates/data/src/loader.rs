@@ -25,6 +25,11 @@ pub enum Normalization {
     PerBatch,
     /// `(x - mean) / std` over each example.
     PerExample,
+    /// `(x - mean) / std` over each row (mel band or frequency bin) of each
+    /// example: cepstral mean and variance normalisation, which removes a
+    /// recording channel's fixed colouring and gain (VGG-M's speaker
+    /// recipe normalises every frequency bin so).
+    PerExamplePerBand,
     /// Fixed statistics, computed on the training split with [`dataset_stats`] (seed 002).
     Dataset {
         /// Mean.
@@ -402,5 +407,14 @@ fn normalize(data: &mut [f32], lengths: &[usize], [b, c, m, t]: [usize; 4], how:
             let st = stats(data, &mut valid(e));
             apply(data, e, st);
         }),
+        Normalization::PerExamplePerBand => {
+            for row in 0..b * c * m {
+                let frames = lengths[row / (c * m)];
+                let (mean, std) = stats(data, &mut (row * t..row * t + frames));
+                data[row * t..][..frames]
+                    .iter_mut()
+                    .for_each(|v| *v = (*v - mean) / std);
+            }
+        }
     }
 }

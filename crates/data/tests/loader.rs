@@ -240,6 +240,27 @@ fn normalisation_per_batch_per_example_and_from_dataset_statistics() {
             "example {e}: {m} {s}"
         );
     }
+    // Per example and band: every row of every example.
+    let b = &collect(
+        &loader(
+            clips.clone(),
+            AugmentConfig::default(),
+            Normalization::PerExamplePerBand,
+            cfg.clone(),
+        ),
+        0,
+    )[0];
+    let [_, c, m, t] = b.shape;
+    for row in 0..4 * c * m {
+        let vals = &b.data[row * t..][..b.lengths[row / (c * m)]];
+        let mean = vals.iter().map(|&v| v as f64).sum::<f64>() / vals.len() as f64;
+        let var =
+            vals.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / (vals.len() - 1) as f64;
+        assert!(
+            mean.abs() < 1e-4 && (var.sqrt() - 1.0).abs() < 1e-3,
+            "row {row}: {mean} {var}"
+        );
+    }
     let (mean, std) = dataset_stats(&clips);
     let b = &collect(
         &loader(

@@ -169,7 +169,7 @@ pub struct TrainConfig {
     /// Stop when the monitored metric has not improved for `patience`
     /// epochs. Default: none.
     pub early_stopping: Option<EarlyStopping>,
-    /// Input normalisation: `none`, `per_batch`, `per_example`, fixed
+    /// Input normalisation: `none`, `per_batch`, `per_example`, `per_example_per_band`, fixed
     /// `{ dataset = { mean, std } }` or `{ per_band = { mean, std } }`, or
     /// computed on the training split: `dataset` (one mean and standard
     /// deviation) or `dataset_per_band` (one per mel band), which the run
