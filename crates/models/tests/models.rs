@@ -56,15 +56,31 @@ fn no_dropout_specs() -> Vec<(ModelSpec, InputShape)> {
             shape(1, 32, 40),
         ),
         (
-            ModelSpec::VggUltraMini(VggConfig { dropout: 0.0 }),
+            ModelSpec::VggUltraMini(VggConfig {
+                dropout: 0.0,
+                ..Default::default()
+            }),
             shape(1, 32, 32),
         ),
         (
-            ModelSpec::VggMini(VggConfig { dropout: 0.0 }),
+            ModelSpec::VggMini(VggConfig {
+                dropout: 0.0,
+                ..Default::default()
+            }),
             shape(1, 32, 32),
         ),
         (
-            ModelSpec::VggPool(VggConfig { dropout: 0.0 }),
+            ModelSpec::VggMini(VggConfig {
+                dropout: 0.0,
+                head_norm: true,
+            }),
+            shape(1, 32, 32),
+        ),
+        (
+            ModelSpec::VggPool(VggConfig {
+                dropout: 0.0,
+                ..Default::default()
+            }),
             shape(1, 32, 32),
         ),
         (
@@ -124,6 +140,16 @@ fn parameter_counts_equal_the_reference_models() {
             shape(1, 64, 128),
             10,
             1_073_514,
+        ),
+        // The head's BatchNorm1d adds a weight and a bias per hidden unit.
+        (
+            ModelSpec::VggMini(VggConfig {
+                head_norm: true,
+                ..Default::default()
+            }),
+            shape(1, 64, 128),
+            10,
+            1_073_514 + 2 * 128,
         ),
         (
             ModelSpec::VggPool(Default::default()),
@@ -471,7 +497,13 @@ fn a_window_stream_evaluates_the_last_frames_every_hop() {
 #[test]
 fn a_reshaping_window_stream_gives_the_model_what_prepare_makes() {
     // Stream frames of 80 values; the model sees the mean of each pair of rows.
-    let model = Model::new(&ModelSpec::SmallCnn(Default::default()), 3, shape(1, 40, 20), 1).unwrap();
+    let model = Model::new(
+        &ModelSpec::SmallCnn(Default::default()),
+        3,
+        shape(1, 40, 20),
+        1,
+    )
+    .unwrap();
     let wide: Vec<Vec<f32>> = randn(&[30, 80], 6).to_vec2().unwrap();
     let halve = |raw: &mut [f32], out: &mut [f32]| {
         for m in 0..40 {
