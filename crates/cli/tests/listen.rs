@@ -253,3 +253,56 @@ fn bad_streams_end_in_a_clear_message_or_documented_handling() {
     drop(child.stdout.take());
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn an_mfcc_detector_streams_frame_by_frame_and_finds_the_snaps() {
+    let (_tmp, dir) = trained();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/snap-rnn.toml");
+    ok(
+        dir,
+        &[
+            "-q",
+            "train",
+            "--config",
+            config,
+            "--set",
+            "data.path=\"corpus/annotations.csv\"",
+            "--set",
+            "features.kind=\"mfcc\"",
+            "--set",
+            "features.n_mfcc=20",
+            "--set",
+            "features.db.clamp=\"reference\"",
+            "--set",
+            "train.normalization=\"dataset\"",
+            "--set",
+            "train.epochs=20",
+            "--out",
+            "runs/snap-mfcc",
+        ],
+    );
+    // Each frame's DCT follows its own (reference) clamp, so the recurrent
+    // stream takes MFCC frames one at a time.
+    let out = listen(
+        dir,
+        &[
+            "--checkpoint",
+            "runs/snap-mfcc",
+            "--stream",
+            "recurrent",
+            "--reference",
+            "corpus/events.csv",
+            "--score-json",
+            "mfcc-score.json",
+            "-",
+        ],
+        &recording(dir),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let score: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("mfcc-score.json")).unwrap())
+            .unwrap();
+    let f1 = score["f1"].as_f64().unwrap();
+    assert!(f1 >= 0.6, "event F1 {f1}: {score}\n{stderr}");
+}

@@ -186,7 +186,14 @@ fn predicted(dir: &Path, run: &str, file: &str) -> Vec<(String, f64)> {
     let out = ok(
         dir,
         &[
-            "-q", "predict", "--checkpoint", run, "--json", "--top-k", "4", file,
+            "-q",
+            "predict",
+            "--checkpoint",
+            run,
+            "--json",
+            "--top-k",
+            "4",
+            file,
         ],
     );
     let line = out.lines().last().unwrap();

@@ -2,8 +2,7 @@
 //! (seed, epoch, example), so a run reproduces exactly.
 
 use hark_dsp::{
-    SpecAugmentConfig, add_noise, add_noise_snr, fix_length, random_crop,
-    spec_augment, time_shift,
+    SpecAugmentConfig, add_noise, add_noise_snr, fix_length, random_crop, spec_augment, time_shift,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -24,7 +24,9 @@
 use crate::error::check_signal;
 use crate::mel::{BLOCK, MelFilterbank};
 use crate::stft::{PadMode, Power, StftPlan, StftScratch};
-use crate::{Bands, DbClamp, DbConfig, LogMelSpectrogram, MelSpectrogram, MelSpectrogramConfig, Result};
+use crate::{
+    Bands, DbClamp, DbConfig, LogMelSpectrogram, MelSpectrogram, MelSpectrogramConfig, Result,
+};
 
 /// A streaming log-mel; see the [module docs](self).
 #[derive(Debug, Clone)]

@@ -304,8 +304,8 @@ impl<'p> Listener<'p> {
             FeatureKind::Spectrogram => Bands::Linear,
             FeatureKind::LogMel | FeatureKind::Mfcc => Bands::Mel,
         };
-        let logmel = LogMelStream::with_bands(&features.mel, &features.db, bands)
-            .map_err(features_error)?;
+        let logmel =
+            LogMelStream::with_bands(&features.mel, &features.db, bands).map_err(features_error)?;
         let cepstrum = match features.kind {
             FeatureKind::Mfcc => Some(
                 Mfcc::new(&features.mel, &features.db, features.n_mfcc).map_err(features_error)?,
