@@ -62,24 +62,22 @@ fn trained() -> &'static (tempfile::TempDir, PathBuf) {
                 "7",
             ],
         );
-        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/snap-rnn.toml");
-        ok(
-            &dir,
-            &[
-                "-q",
-                "train",
-                "--config",
-                config,
-                "--set",
-                "data.path=\"corpus/annotations.csv\"",
-                "--set",
-                "train.epochs=20",
-                "--out",
-                "runs/snap",
-            ],
-        );
+        train_snap(&dir, "runs/snap", &[]);
         (tmp, dir)
     })
+}
+
+/// Trains configs/snap-rnn.toml for 20 epochs on the corpus, with `sets`.
+fn train_snap(dir: &Path, out: &str, sets: &[&str]) {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/snap-rnn.toml");
+    let mut args = vec!["-q", "train", "--config", config, "--out", out];
+    for set in ["data.path=\"corpus/annotations.csv\"", "train.epochs=20"]
+        .iter()
+        .chain(sets)
+    {
+        args.extend(["--set", set]);
+    }
+    ok(dir, &args);
 }
 
 fn recording(dir: &Path) -> Vec<u8> {
@@ -257,28 +255,14 @@ fn bad_streams_end_in_a_clear_message_or_documented_handling() {
 #[test]
 fn an_mfcc_detector_streams_frame_by_frame_and_finds_the_snaps() {
     let (_tmp, dir) = trained();
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/snap-rnn.toml");
-    ok(
+    train_snap(
         dir,
+        "runs/snap-mfcc",
         &[
-            "-q",
-            "train",
-            "--config",
-            config,
-            "--set",
-            "data.path=\"corpus/annotations.csv\"",
-            "--set",
             "features.kind=\"mfcc\"",
-            "--set",
             "features.n_mfcc=20",
-            "--set",
             "features.db.clamp=\"reference\"",
-            "--set",
             "train.normalization=\"dataset\"",
-            "--set",
-            "train.epochs=20",
-            "--out",
-            "runs/snap-mfcc",
         ],
     );
     // Each frame's DCT follows its own (reference) clamp, so the recurrent

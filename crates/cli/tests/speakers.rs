@@ -83,19 +83,7 @@ fn a_phase_map_puts_every_speaker_in_every_part_and_training_uses_it() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
 
-    let out = ok(
-        dir,
-        &[
-            "-q",
-            "train",
-            "-c",
-            "sp.toml",
-            "--set",
-            "data.split=\"phase_map\"",
-            "--out",
-            "run",
-        ],
-    );
+    let out = train(dir, "run", &["data.split=\"phase_map\""]);
     assert!(out.contains("test accuracy"), "{out}");
     let report = std::fs::read_to_string(dir.join("run/report.txt")).unwrap();
     for speaker in ["ana", "bo", "cy", "di"] {
@@ -116,19 +104,7 @@ fn a_phase_map_puts_every_speaker_in_every_part_and_training_uses_it() {
 
     // Per-band statistics of the training split go into the run's config,
     // and the run evaluates and predicts with them.
-    ok(
-        dir,
-        &[
-            "-q",
-            "train",
-            "-c",
-            "sp.toml",
-            "--set",
-            "train.normalization=\"dataset_per_band\"",
-            "--out",
-            "banded",
-        ],
-    );
+    train(dir, "banded", &["train.normalization=\"dataset_per_band\""]);
     let config = std::fs::read_to_string(dir.join("banded/config.toml")).unwrap();
     let stats: toml::Value = toml::from_str(&config).unwrap();
     let mean = stats["train"]["normalization"]["per_band"]["mean"]
@@ -181,6 +157,15 @@ fn a_phase_map_puts_every_speaker_in_every_part_and_training_uses_it() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("phase_map.csv"));
 }
 
+/// `hark -q train -c sp.toml --set S.. --out out`'s output.
+fn train(dir: &Path, out: &str, sets: &[&str]) -> String {
+    let mut args = vec!["-q", "train", "-c", "sp.toml", "--out", out];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    ok(dir, &args)
+}
+
 /// The probabilities `hark predict --json` gives `file`'s whole, per class.
 fn predicted(dir: &Path, run: &str, file: &str) -> Vec<(String, f64)> {
     let out = ok(
@@ -218,24 +203,13 @@ fn spectrogram_and_mfcc_features_train_and_predict_as_they_evaluate() {
         ("spectrogram", "features.mel.power=1.0", 129),
         ("mfcc", "features.n_mfcc=13", 13),
     ] {
-        let out = ok(
-            dir,
-            &[
-                "-q",
-                "train",
-                "-c",
-                "sp.toml",
-                "--set",
-                &format!("features.kind=\"{kind}\""),
-                "--set",
-                extra,
-                // Per-batch statistics would tie eval's figures to the batch.
-                "--set",
-                "train.normalization=\"per_example\"",
-                "--out",
-                kind,
-            ],
-        );
+        // Per-batch statistics would tie eval's figures to the batch.
+        let sets = [
+            &format!("features.kind=\"{kind}\""),
+            extra,
+            "train.normalization=\"per_example\"",
+        ];
+        let out = train(dir, kind, &sets);
         assert!(out.contains("test accuracy"), "{kind}: {out}");
         let model = std::fs::read_to_string(dir.join(kind).join("model.json")).unwrap();
         assert!(model.contains(&format!("{rows}")), "{kind}: {model}");
