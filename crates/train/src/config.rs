@@ -180,6 +180,11 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Worker threads; 0 uses every core. Default: 0.
     pub threads: usize,
+    /// Also keep the checkpoint of every N-th epoch, as
+    /// `epoch-NNN.safetensors` (seed 004's `save_p`); best and last are
+    /// always kept. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub save_every: Option<std::num::NonZeroUsize>,
 }
 
 impl Default for TrainConfig {
@@ -194,6 +199,7 @@ impl Default for TrainConfig {
             normalization: NormalizationSetting::Fixed(Normalization::PerBatch),
             seed: 0,
             threads: 0,
+            save_every: None,
         }
     }
 }

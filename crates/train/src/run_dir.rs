@@ -19,13 +19,16 @@ pub enum Checkpoint {
     Best,
     /// The weights after the last finished epoch (what a resume continues).
     Last,
+    /// The weights after epoch N (from 1), kept by `train.save_every`.
+    Epoch(usize),
 }
 
 impl Checkpoint {
-    fn stem(self) -> &'static str {
+    fn stem(self) -> String {
         match self {
-            Self::Best => "best",
-            Self::Last => "last",
+            Self::Best => "best".into(),
+            Self::Last => "last".into(),
+            Self::Epoch(n) => format!("epoch-{n:03}"),
         }
     }
 }
@@ -107,8 +110,8 @@ impl RunDir {
         self.root.join("metrics.jsonl")
     }
 
-    /// `best.safetensors` or `last.safetensors`: the model's state_dict,
-    /// loadable by PyTorch.
+    /// `best.safetensors`, `last.safetensors` or `epoch-NNN.safetensors`:
+    /// the model's state_dict, loadable by PyTorch.
     pub fn weights(&self, which: Checkpoint) -> PathBuf {
         self.root.join(format!("{}.safetensors", which.stem()))
     }

@@ -399,13 +399,12 @@ impl<'a> Trainer<'a> {
                     &self.state,
                 )?;
             }
-            save_checkpoint(
-                run,
-                Checkpoint::Last,
-                self.model,
-                self.optimizer.as_ref(),
-                &self.state,
-            )?;
+            let every = self.config.save_every.map_or(0, |n| n.get());
+            let kept = (every > 0 && self.state.epoch.is_multiple_of(every))
+                .then_some(Checkpoint::Epoch(self.state.epoch));
+            for which in [Some(Checkpoint::Last), kept].into_iter().flatten() {
+                save_checkpoint(run, which, self.model, self.optimizer.as_ref(), &self.state)?;
+            }
             if observer.epoch_end(&metrics).is_break() {
                 break;
             }

@@ -123,7 +123,11 @@ fn training_learns_and_writes_the_run_directory() {
     let dir = tempfile::tempdir().unwrap();
     let (train, val) = data();
     let m = model();
-    let mut trainer = Trainer::new(&m, &train_config(8), train.batches_per_epoch()).unwrap();
+    let config = TrainConfig {
+        save_every: std::num::NonZeroUsize::new(3),
+        ..train_config(8)
+    };
+    let mut trainer = Trainer::new(&m, &config, train.batches_per_epoch()).unwrap();
     let state = trainer
         .fit(
             &train,
@@ -149,6 +153,25 @@ fn training_learns_and_writes_the_run_directory() {
         let (weights, train_state) = (run.weights(which), run.training_state(which));
         assert!(weights.exists() && train_state.exists(), "{which:?}");
     }
+    // save_every = 3: epochs 3 and 6 are kept, each with its own weights.
+    let mut kept: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("epoch-"))
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            "epoch-003.safetensors",
+            "epoch-003.train.safetensors",
+            "epoch-006.safetensors",
+            "epoch-006.train.safetensors"
+        ]
+    );
+    let read = |which| std::fs::read(run.weights(which)).unwrap();
+    assert_ne!(read(Checkpoint::Epoch(3)), read(Checkpoint::Epoch(6)));
+    assert_ne!(read(Checkpoint::Epoch(6)), read(Checkpoint::Last));
     // The best weights load into a fresh model by their PyTorch names and
     // reproduce the recorded validation accuracy.
     let fresh = model();
