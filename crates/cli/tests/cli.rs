@@ -77,8 +77,22 @@ fn train_eval_predict_resume_and_cv_work_from_the_command_line() {
         "confusion.png",
         "curves.png",
         "train.log",
+        "split_summary.json",
     ] {
         assert!(dir.join("runs/t").join(f).exists(), "{f}");
+    }
+    // The split beside the run: the test CSV lists what the report counts.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("runs/t/report.json")).unwrap())
+            .unwrap();
+    let tested = report["result"]["examples"].as_u64().unwrap();
+    for part in ["train", "val", "test"] {
+        let csv = std::fs::read_to_string(dir.join(format!("runs/t/{part}.csv"))).unwrap();
+        assert!(csv.starts_with("path,label,class,group,start,end"), "{csv}");
+        assert!(part == "val" || csv.lines().count() > 1, "{part}.csv is empty");
+        if part == "test" {
+            assert_eq!(csv.lines().count() as u64, tested + 1, "{part}.csv");
+        }
     }
     // The run records its test fold, so eval and resume use it.
     let resolved = std::fs::read_to_string(dir.join("runs/t/config.toml")).unwrap();

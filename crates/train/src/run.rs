@@ -1,7 +1,7 @@
 //! One run: loaders, model, training, the best weights tested, and the
 //! run directory written.
 
-use hark_data::{Loader, Split};
+use hark_data::{Dataset, Example, Loader, Split, write_split_manifests};
 use hark_models::{InputShape, Model, Output};
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +78,30 @@ pub struct RunResult {
     pub confusion: Vec<Vec<u64>>,
 }
 
+/// Keeps the run's split beside it, as seed 003 does: `train.csv`,
+/// `val.csv`, `test.csv` and `split_summary.json` (the class balance of
+/// each part), of the examples that were read.
+fn write_split(prepared: &Prepared, splits: &[Split], run: &RunDir) -> Result<()> {
+    let examples = (prepared.dataset.examples.iter())
+        .zip(splits)
+        .zip(&prepared.clip_of)
+        .filter(|(_, clip)| clip.is_some())
+        .map(|((e, &split), _)| Example {
+            split: Some(split),
+            ..e.clone()
+        })
+        .collect();
+    let all = &prepared.dataset;
+    let dataset = Dataset {
+        kind: all.kind.clone(),
+        classes: all.classes.clone(),
+        examples,
+        folds: all.folds,
+        skipped: Vec::new(),
+    };
+    Ok(write_split_manifests(&dataset, run.path())?)
+}
+
 /// Trains on the `Train` examples of `splits`, validates on `Val`, tests the
 /// best weights on `Test` and writes the run directory `run` (resuming a run
 /// found there), `train.log` included; `observer` sees the run go.
@@ -102,6 +126,7 @@ pub fn run(
         }
     }
     run.create()?;
+    write_split(prepared, splits, run)?;
     // Statistics computed on the training part go into the run's config,
     // which eval, predict and listen read.
     let config = &with_statistics(prepared, config, &train_part)?;
