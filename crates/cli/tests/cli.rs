@@ -89,7 +89,10 @@ fn train_eval_predict_resume_and_cv_work_from_the_command_line() {
     for part in ["train", "val", "test"] {
         let csv = std::fs::read_to_string(dir.join(format!("runs/t/{part}.csv"))).unwrap();
         assert!(csv.starts_with("path,label,class,group,start,end"), "{csv}");
-        assert!(part == "val" || csv.lines().count() > 1, "{part}.csv is empty");
+        assert!(
+            part == "val" || csv.lines().count() > 1,
+            "{part}.csv is empty"
+        );
         if part == "test" {
             assert_eq!(csv.lines().count() as u64, tested + 1, "{part}.csv");
         }
