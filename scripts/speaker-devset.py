@@ -50,6 +50,8 @@ VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f
             "adam", "david", "linda", "paul", "steph", "max", "edward", "john",
             "robert", "annie", "belinda", "victor", "zac", "shelby", "travis"]
 PER_SPEAKER = 38
+# Each (speaker, session)'s channel, drawn when the session is first used.
+SESSION_CHANNELS = {}
 
 
 def sentence(rng):
@@ -181,8 +183,6 @@ def main():
                 sf.write(os.path.join(d, f"{u:02d}.wav"), y, rate, subtype="PCM_16")
         print(name, flush=True)
 
-
-SESSION_CHANNELS = {}
 
 if __name__ == "__main__":
     main()

@@ -213,6 +213,8 @@ fn spectrogram_and_mfcc_features_train_and_predict_as_they_evaluate() {
         assert!(out.contains("test accuracy"), "{kind}: {out}");
         let model = std::fs::read_to_string(dir.join(kind).join("model.json")).unwrap();
         assert!(model.contains(&format!("{rows}")), "{kind}: {model}");
+        let info: serde_json::Value = serde_json::from_str(&model).unwrap();
+        assert_eq!(info["input"]["height"], rows, "{kind}: {model}");
         // Each clip is one model window long, so predict's stream gives
         // the test set's probabilities from eval.
         let csv = std::fs::read_to_string(dir.join(kind).join("predictions.csv")).unwrap();

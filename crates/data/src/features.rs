@@ -64,6 +64,15 @@ impl FeatureKind {
     pub fn is_log_mel(&self) -> bool {
         *self == Self::LogMel
     }
+
+    /// The rows of the dB spectrogram this kind starts from (MFCCs start
+    /// from the log-mel).
+    pub fn bands(self) -> Bands {
+        match self {
+            Self::Spectrogram => Bands::Linear,
+            Self::LogMel | Self::Mfcc => Bands::Mel,
+        }
+    }
 }
 
 const DEFAULT_N_MFCC: usize = 40;
@@ -199,11 +208,8 @@ impl FeatureExtractor {
         }
         let (mel, db) = (&config.mel, &config.db);
         let transform = match config.kind {
-            FeatureKind::LogMel => Transform::Bands(LogMelSpectrogram::new(mel, db)?),
-            FeatureKind::Spectrogram => {
-                Transform::Bands(LogMelSpectrogram::with_bands(mel, db, Bands::Linear)?)
-            }
             FeatureKind::Mfcc => Transform::Mfcc(Mfcc::new(mel, db, config.n_mfcc)?),
+            kind => Transform::Bands(LogMelSpectrogram::with_bands(mel, db, kind.bands())?),
         };
         Ok(Self {
             config: config.clone(),
@@ -226,9 +232,13 @@ impl FeatureExtractor {
         self.transform.logmel().n_frames(samples)
     }
 
-    /// The STFT's hop in samples.
-    pub fn hop_length(&self) -> usize {
-        self.transform.logmel().mel().stft().hop_length()
+    /// The DCT plan of MFCC features (`None` for other kinds), for a
+    /// stream that takes the DCT after its own dB clamp.
+    pub fn cepstrum(&self) -> Option<&Mfcc> {
+        match &self.transform {
+            Transform::Mfcc(mfcc) => Some(mfcc),
+            Transform::Bands(_) => None,
+        }
     }
 
     /// Runs the whole pipeline on one example: [`Self::extract_stage`] to

@@ -25,8 +25,8 @@
 //! A stream shorter than one window is evaluated once, padded with silence
 //! at [`Listener::finish`].
 
-use hark_data::{FeatureKind, Normalization};
-use hark_dsp::{Bands, DbClamp, DbConfig, LogMelStream, Mfcc, StreamResampler};
+use hark_data::{FeatureExtractor, Normalization};
+use hark_dsp::{DbClamp, DbConfig, LogMelStream, Mfcc, StreamResampler};
 use hark_models::{FrameStream, Model, WindowStream};
 
 use crate::error::{check_range, features_error};
@@ -300,18 +300,10 @@ impl<'p> Listener<'p> {
             });
         }
         let classes = event_classes(predictor.classes(), options.classes.as_deref())?;
-        let bands = match features.kind {
-            FeatureKind::Spectrogram => Bands::Linear,
-            FeatureKind::LogMel | FeatureKind::Mfcc => Bands::Mel,
-        };
-        let logmel =
-            LogMelStream::with_bands(&features.mel, &features.db, bands).map_err(features_error)?;
-        let cepstrum = match features.kind {
-            FeatureKind::Mfcc => Some(
-                Mfcc::new(&features.mel, &features.db, features.n_mfcc).map_err(features_error)?,
-            ),
-            FeatureKind::LogMel | FeatureKind::Spectrogram => None,
-        };
+        let logmel = LogMelStream::with_bands(&features.mel, &features.db, features.kind.bands())
+            .map_err(features_error)?;
+        let extractor = FeatureExtractor::new(features).map_err(features_error)?;
+        let cepstrum = extractor.cepstrum().cloned();
         let frame_len = logmel.n_mels();
         let rows = cepstrum.as_ref().map_or(frame_len, Mfcc::n_mfcc);
         let normalization = crate::loaders::normalization(config)?.clone();
