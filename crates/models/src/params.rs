@@ -247,10 +247,41 @@ pub fn save_tensors(
     let mut metadata = metadata.clone();
     metadata.insert("format".to_string(), "pt".to_string());
     let bytes = safetensors::serialize(contiguous, Some(metadata))
-        .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        .map_err(|e| e.to_string())
+        .and_then(sorted_metadata)
+        .map_err(|e| io(std::io::Error::other(e)))?;
     let tmp = temp_path(path);
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// safetensors writes `__metadata__` from a `HashMap`, whose order changes
+/// from one process to the next; the same weights must give the same bytes,
+/// so the header is written again with its metadata keys sorted.
+fn sorted_metadata(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let len = bytes
+        .first_chunk::<8>()
+        .map(|b| u64::from_le_bytes(*b) as usize)
+        .filter(|&n| n <= bytes.len() - 8)
+        .ok_or("safetensors wrote no header")?;
+    let (header, data) = bytes[8..].split_at(len);
+    let mut header: serde_json::Value =
+        serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    if let Some(meta) = header
+        .get_mut("__metadata__")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        let sorted: std::collections::BTreeMap<_, _> = std::mem::take(meta).into_iter().collect();
+        meta.extend(sorted);
+    }
+    let mut text = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+    // The data stays 8-byte aligned, as safetensors pads it.
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + data.len());
+    out.extend((text.len() as u64).to_le_bytes());
+    out.extend(text);
+    out.extend(data);
+    Ok(out)
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -424,6 +455,33 @@ mod tests {
         };
         let c = sample(normal, &shape, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
         assert!(c.iter().all(|&v| v == 5.0));
+    }
+
+    #[test]
+    fn the_same_tensors_and_metadata_give_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let tensors = tiny(1).state_dict();
+        let save = |name: &str| {
+            // A fresh map each time: its iteration order is drawn anew.
+            let meta: HashMap<String, String> =
+                (0..12).map(|i| (format!("k{i}"), i.to_string())).collect();
+            let path = dir.path().join(name);
+            save_tensors(&tensors, &meta, &path).unwrap();
+            (std::fs::read(&path).unwrap(), read_metadata(&path).unwrap())
+        };
+        let (a, meta) = save("a.safetensors");
+        for i in 0..4 {
+            assert_eq!(save(&format!("{i}.safetensors")).0, a);
+        }
+        assert_eq!(
+            (meta.len(), meta["k7"].as_str(), meta["format"].as_str()),
+            (13, "7", "pt")
+        );
+        let header = u64::from_le_bytes(a[..8].try_into().unwrap()) as usize;
+        assert_eq!((8 + header) % 8, 0, "the data stays aligned");
+        let store = tiny(2);
+        store.load(&dir.path().join("a.safetensors")).unwrap();
+        assert_eq!(values(&store), values(&tiny(1)));
     }
 
     #[test]
