@@ -16,6 +16,10 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CrnnConfig {
+    /// The conv blocks, first to last (seed 004's cfg-defined model).
+    /// Default: 32, 64 and 64 channels, kernel 3, stride 1, pools 3, 4, 4.
+    #[serde(skip_serializing_if = "is_default_stack")]
+    pub conv: Vec<ConvBlock>,
     /// Dropout after each conv block. Default: 0.1 (seed 004's conv.cfg).
     pub conv_dropout: f64,
     /// Dropout before the classifier. Default: 0.1.
@@ -26,9 +30,56 @@ pub struct CrnnConfig {
     pub lstm_layers: usize,
 }
 
+/// One conv block of [`Crnn`]: Conv2d(`kernel`, `stride`, no padding) ->
+/// BatchNorm2d -> ELU -> MaxPool(`pool`) -> Dropout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvBlock {
+    /// Output channels.
+    pub channels: usize,
+    /// Square kernel size.
+    pub kernel: usize,
+    /// Stride of the convolution on both axes. Default: 1.
+    #[serde(default = "one")]
+    pub stride: usize,
+    /// Square max-pool size and stride (1: no pooling).
+    pub pool: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl ConvBlock {
+    /// The size of an axis after this block, 0 if it vanishes.
+    fn size_after(&self, n: usize) -> usize {
+        match n.checked_sub(self.kernel) {
+            Some(rest) => (rest / self.stride + 1) / self.pool,
+            None => 0,
+        }
+    }
+}
+
+/// Seed 004's stack: channels 32, 64, 64, kernel 3, pools 3, 4, 4.
+fn default_stack() -> Vec<ConvBlock> {
+    [(32, 3), (64, 4), (64, 4)]
+        .map(|(channels, pool)| ConvBlock {
+            channels,
+            kernel: 3,
+            stride: 1,
+            pool,
+        })
+        .to_vec()
+}
+
+fn is_default_stack(stack: &[ConvBlock]) -> bool {
+    stack == default_stack()
+}
+
 impl Default for CrnnConfig {
     fn default() -> Self {
         Self {
+            conv: default_stack(),
             conv_dropout: 0.1,
             head_dropout: 0.1,
             hidden: 64,
@@ -37,47 +88,46 @@ impl Default for CrnnConfig {
     }
 }
 
-/// Pool size after each of the three conv blocks.
-const POOLS: [usize; 3] = [3, 4, 4];
-/// Channels of the three conv blocks.
-const CHANNELS: [usize; 3] = [32, 64, 64];
+impl CrnnConfig {
+    /// The size of an axis after the conv stack, 0 if it vanishes.
+    pub fn size_after_convs(&self, n: usize) -> usize {
+        self.conv.iter().fold(n, |n, block| block.size_after(n))
+    }
 
-/// Three blocks Conv2d(k3, no padding) -> BatchNorm2d -> ELU -> MaxPool
-/// (3, 4, 4) -> Dropout, with 32, 64, 64 channels; the frames as a sequence
-/// of `64 * F'` features (frequency-major: feature `f * 64 + c`); a stacked
-/// LSTM (default 2 x 64); its output at each example's last valid step;
-/// `bn_out`: BatchNorm1d; Dropout; `lin`: Linear(hidden, classes).
+    /// The smallest axis that survives the conv stack (80 for the default),
+    /// worked back from one output step.
+    fn min_size(&self) -> usize {
+        (self.conv.iter().rev()).fold(1, |m: usize, b| {
+            (m.saturating_mul(b.pool) - 1)
+                .saturating_mul(b.stride)
+                .saturating_add(b.kernel)
+        })
+    }
+}
+
+/// Conv blocks (by default three: Conv2d(k3, no padding) -> BatchNorm2d ->
+/// ELU -> MaxPool (3, 4, 4) -> Dropout, with 32, 64, 64 channels; see
+/// [`CrnnConfig::conv`]); the frames as a sequence of `C * F'` features
+/// (frequency-major: feature `f * C + c`); a stacked LSTM (default 2 x 64);
+/// its output at each example's last valid step; `bn_out`: BatchNorm1d;
+/// Dropout; `lin`: Linear(hidden, classes).
 ///
-/// Given each example's frame count, the valid length after every conv and
-/// pool is `(n - 2) / pool` (at least 1 step), and the LSTM output is taken
-/// at the last valid step, as with PyTorch's `pack_padded_sequence`: in eval
-/// mode, padding never changes an example's logits. 139,786 trainable
-/// parameters for 128 mels and 10 classes.
+/// Given each example's frame count, the valid length after the stack
+/// ([`CrnnConfig::size_after_convs`], at least 1 step) is where the LSTM
+/// output is taken, as with PyTorch's `pack_padded_sequence`: in eval mode,
+/// padding never changes an example's logits. 139,786 trainable parameters
+/// for the default stack, 128 mels and 10 classes.
 #[derive(Debug)]
 pub struct Crnn {
     dropout_rng: DropoutRng,
     input: InputShape,
+    stack: CrnnConfig,
     blocks: Vec<(Conv2d, BatchNorm)>,
     conv_dropout: Dropout,
     lstm: Recurrent,
     bn_out: BatchNorm,
     head_dropout: Dropout,
     lin: Linear,
-}
-
-/// The smallest axis that survives the conv stack (80).
-fn crnn_min_size() -> usize {
-    (1..)
-        .find(|&n| crnn_size_after_convs(n) > 0)
-        .unwrap_or(usize::MAX)
-}
-
-/// The size of an axis after the conv stack, 0 if it vanishes.
-pub fn crnn_size_after_convs(mut n: usize) -> usize {
-    for p in POOLS {
-        n = n.saturating_sub(2) / p;
-    }
-    n
 }
 
 impl Crnn {
@@ -93,11 +143,20 @@ impl Crnn {
         vb: VarBuilder,
     ) -> Result<Self> {
         let dropout_rng = DropoutRng::default();
-        let freq = crnn_size_after_convs(input.height);
+        if let Some(bad) =
+            (config.conv.iter()).find(|b| b.channels * b.kernel * b.stride * b.pool == 0)
+        {
+            return Err(Error::Spec {
+                field: "conv",
+                rule: "every block needs positive channels, kernel, stride and pool",
+                got: format!("{bad:?}"),
+            });
+        }
+        let freq = config.size_after_convs(input.height);
         if freq == 0 {
             return Err(Error::Input {
                 model: "Crnn",
-                expected: format!("at least {} mel bands", crnn_min_size()),
+                expected: format!("at least {} mel bands", config.min_size()),
                 got: vec![input.channels, input.height, input.frames],
             });
         }
@@ -110,12 +169,16 @@ impl Crnn {
         }
         let mut cin = input.channels;
         let mut blocks = Vec::new();
-        for (i, cout) in CHANNELS.into_iter().enumerate() {
+        for (i, block) in config.conv.iter().enumerate() {
+            let cout = block.channels;
             let conv = conv2d(
                 cin,
                 cout,
-                (3, 3),
-                Conv2dConfig::default(),
+                (block.kernel, block.kernel),
+                Conv2dConfig {
+                    stride: (block.stride, block.stride),
+                    ..Default::default()
+                },
                 vb.pp(format!("conv{}", i + 1)),
             )?;
             let bn = batch_norm2d(
@@ -129,6 +192,7 @@ impl Crnn {
         Ok(Self {
             dropout_rng: dropout_rng.clone(),
             input,
+            stack: config.clone(),
             blocks,
             conv_dropout: dropout(config.conv_dropout, &dropout_rng)?,
             lstm: lstm(cin * freq, config.hidden, config.lstm_layers, vb.pp("lstm"))?,
@@ -153,7 +217,7 @@ impl Crnn {
                         got: lengths.to_vec(),
                     });
                 }
-                Ok(crnn_size_after_convs(len).max(1))
+                Ok(self.stack.size_after_convs(len).max(1))
             })
             .collect()
     }
@@ -176,11 +240,11 @@ impl AudioModel for Crnn {
         trace: &mut Trace,
     ) -> Result<Tensor> {
         let (b, frames) = check_image(self.name(), x, self.input.channels, self.input.height)?;
-        let t_out = crnn_size_after_convs(frames);
+        let t_out = self.stack.size_after_convs(frames);
         if t_out == 0 {
             return Err(Error::Input {
                 model: self.name(),
-                expected: format!("at least {} frames", crnn_min_size()),
+                expected: format!("at least {} frames", self.stack.min_size()),
                 got: x.dims().to_vec(),
             });
         }
@@ -196,7 +260,8 @@ impl AudioModel for Crnn {
             None => vec![t_out; b],
         };
         let mut x = x.clone();
-        for (i, ((conv, bn), pool)) in self.blocks.iter().zip(POOLS).enumerate() {
+        let pools = self.stack.conv.iter().map(|b| b.pool);
+        for (i, ((conv, bn), pool)) in self.blocks.iter().zip(pools).enumerate() {
             x = conv.forward_t(&x, train)?;
             trace.record(&format!("conv{}", i + 1), conv, &x);
             if trace.is_on() {

@@ -88,7 +88,7 @@ pub use batch_norm::{
     BatchNorm, BatchNormConfig, ConvBn, batch_norm1d, batch_norm2d, forward_conv_bn,
 };
 pub use conv::{Conv2d, Conv2dConfig, conv2d, conv2d_init};
-pub use crnn::{Crnn, CrnnConfig, crnn_size_after_convs};
+pub use crnn::{ConvBlock, Crnn, CrnnConfig};
 pub use dropout::{Dropout, DropoutRng, dropout};
 pub use error::{Error, Result};
 pub use init::Init;

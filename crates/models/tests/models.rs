@@ -3,8 +3,8 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use hark_models::{
-    AudioCnnConfig, CrnnConfig, Error, FrameStream, InputShape, Model, ModelSpec, Output,
-    SmallCnnConfig, SnapRnnConfig, TimePool, VggConfig, VggMConfig, WindowStream,
+    AudioCnnConfig, ConvBlock, CrnnConfig, Error, FrameStream, InputShape, Model, ModelSpec,
+    Output, SmallCnnConfig, SnapRnnConfig, TimePool, VggConfig, VggMConfig, WindowStream,
     class_probabilities, cross_entropy, softmax,
 };
 
@@ -164,6 +164,16 @@ fn parameter_counts_equal_the_reference_models() {
             17_909_219,
         ),
         (ModelSpec::VggM(quarter), shape(1, 128, 128), 10, 521_546),
+        // A stack from the config, counted by hand: conv1 1*16*25 + 16 and
+        // bn1 32; 64 rows -> (64 - 5) / 2 + 1 = 30 -> pool 15; conv2
+        // 16*32*9 + 32 and bn2 64; 15 -> 13 -> pool 6; LSTM on 32 * 6 = 192
+        // features: 4*32*(192 + 32) + 2*4*32; bn_out 64; lin 32*10 + 10.
+        (
+            ModelSpec::Crnn(small_stack()),
+            shape(1, 64, 100),
+            10,
+            416 + 32 + 4_640 + 64 + 28_928 + 64 + 330,
+        ),
     ] {
         let m = Model::new(&spec, classes, input, 0).unwrap();
         assert_eq!(m.num_trainable(), params, "{spec:?}");
@@ -644,4 +654,50 @@ fn checkpoints_round_trip_and_reject_another_architecture() {
         "{err}"
     );
     let _ = DType::F32;
+}
+
+fn small_stack() -> CrnnConfig {
+    let block = |channels, kernel, stride, pool| ConvBlock {
+        channels,
+        kernel,
+        stride,
+        pool,
+    };
+    CrnnConfig {
+        conv: vec![block(16, 5, 2, 2), block(32, 3, 1, 2)],
+        hidden: 32,
+        lstm_layers: 1,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_crnn_stack_from_the_config_names_the_smallest_input_it_takes() {
+    // 64 rows survive; the smallest is worked back from one step:
+    // ((1 * 2 - 1) + 3) * 2 = 8 before pool 1, then (8 - 1) * 2 + 5 = 19.
+    let spec = ModelSpec::Crnn(small_stack());
+    let m = Model::new(&spec, 3, shape(1, 64, 19), 0).unwrap();
+    let x = Tensor::zeros((2, 1, 64, 19), DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(m.forward_masked(&x, None, false).unwrap().dims(), [2, 3]);
+    let err = Model::new(&spec, 3, shape(1, 18, 19), 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at least 19 mel bands"), "{err}");
+    let zero = CrnnConfig {
+        conv: vec![ConvBlock {
+            channels: 8,
+            kernel: 3,
+            stride: 0,
+            pool: 1,
+        }],
+        ..Default::default()
+    };
+    let err = Model::new(&ModelSpec::Crnn(zero), 3, shape(1, 64, 64), 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conv"), "{err}");
+    // The default stack is left out of a saved spec, so configs and
+    // model.json files written before it existed read back the same.
+    let text = serde_json::to_string(&ModelSpec::Crnn(Default::default())).unwrap();
+    assert!(!text.contains("conv\""), "{text}");
 }
