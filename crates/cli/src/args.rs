@@ -62,6 +62,15 @@ pub enum Task {
         /// Replace an existing map.
         force: bool,
     },
+    /// Overfit one batch.
+    Check {
+        /// The config.
+        config: Box<ExperimentConfig>,
+        /// Most steps.
+        steps: usize,
+        /// The loss to reach.
+        target: f32,
+    },
     /// Fill the feature cache.
     Features(Box<ExperimentConfig>),
     /// Describe audio files.
@@ -192,6 +201,15 @@ impl Task {
             Command::Split { config, force, .. } => Self::WritePhaseMap {
                 config: load(&config)?,
                 force,
+            },
+            Command::Check {
+                config,
+                steps,
+                target,
+            } => Self::Check {
+                config: load(&config)?,
+                steps,
+                target,
             },
             Command::Features { config } => Self::Features(load(&config)?),
             Command::Inspect { what } => match what {

@@ -7,7 +7,7 @@ use clap::CommandFactory;
 use hark_data::Split;
 use hark_train::{
     Checkpoint, ExperimentConfig, FilePrediction, Predictor, Prepared, RunDir,
-    classification_report, cross_validate, evaluate, loader, prepare, run,
+    classification_report, cross_validate, evaluate, loader, overfit_one_batch, prepare, run,
 };
 
 use crate::args::Task;
@@ -47,6 +47,11 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
         Task::Eval { run, fold, split } => eval(&run, fold, split, bars, out)?,
         Task::Predict { run, args } => predict(&run, &args, out)?,
         Task::Listen { run, args } => crate::listen::listen(&run, &args, out)?,
+        Task::Check {
+            config,
+            steps,
+            target,
+        } => check(&config, steps, target, bars, out)?,
         Task::Features(config) => {
             let p = prepared(&config, bars)?;
             writeln!(
@@ -232,10 +237,53 @@ fn prepared(config: &ExperimentConfig, bars: bool) -> Result<Prepared> {
 /// The test fold of a single run: the config's, or else the dataset's first
 /// (none for a dataset without folds).
 fn test_fold(config: &ExperimentConfig, p: &Prepared) -> Option<u32> {
-    config
-        .data
-        .fold
-        .or_else(|| p.dataset.folds.and(p.folds().first().copied()))
+    config.data.fold.or_else(|| {
+        let folds = p.dataset.folds.filter(|_| !config.data.ignore_folds);
+        folds.and(p.folds().first().copied())
+    })
+}
+
+/// `hark check`: the overfit-one-batch loss curve, and an error when the
+/// loss does not reach `target`.
+fn check(
+    config: &ExperimentConfig,
+    steps: usize,
+    target: f32,
+    bars: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    if !(target.is_finite() && target > 0.0) || steps == 0 {
+        bail!("--target must be a positive loss and --steps at least 1 (got {target}, {steps})");
+    }
+    let p = prepared(config, bars)?;
+    let c = overfit_one_batch(&p, config, test_fold(config, &p), steps, target)?;
+    writeln!(
+        out,
+        "overfitting one batch of {} examples, {} ({} steps at most)",
+        c.examples,
+        config.model.spec.kind(),
+        steps
+    )?;
+    writeln!(out, "step  loss")?;
+    let last = c.losses.len();
+    for (i, loss) in c.losses.iter().enumerate() {
+        let step = i + 1;
+        if step <= 10 || step % 10 == 0 || step == last {
+            writeln!(out, "{step:4}  {loss:.4}")?;
+        }
+    }
+    let final_loss = c.losses.last().copied().unwrap_or(f32::NAN);
+    if !c.passed {
+        bail!(
+            "the loss of one batch did not fall to {target} in {steps} steps (last {final_loss:.4}): \
+             check the labels, the learning rate and the normalisation before a full run"
+        );
+    }
+    writeln!(
+        out,
+        "passed: loss {final_loss:.4} <= {target} after {last} steps"
+    )?;
+    Ok(())
 }
 
 fn eval(

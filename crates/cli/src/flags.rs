@@ -101,6 +101,20 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Overfit one batch: a fresh model trains on one fixed batch of the
+    /// training split (no augmentation, constant learning rate) until its
+    /// loss is at most --target; prints the loss curve and exits 1 when
+    /// the loss does not get there within --steps (seed 003's sanity check).
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Most optimisation steps.
+        #[arg(long, default_value_t = 300)]
+        steps: usize,
+        /// The loss to reach.
+        #[arg(long, default_value_t = 0.05)]
+        target: f32,
+    },
     /// Compute and cache the features of a config's dataset.
     Features {
         #[command(flatten)]

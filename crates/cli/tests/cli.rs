@@ -225,3 +225,43 @@ fn bad_usage_and_bad_configs_exit_2_naming_the_key() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("nowhere"));
 }
+
+#[test]
+fn check_overfits_one_batch_or_exits_1_saying_so() {
+    let (_tmp, dir) = setup();
+    let out = ok(&dir, &["-q", "check", "--config", "tiny.toml"]);
+    assert!(
+        out.contains("overfitting one batch of 8 examples") && out.contains("passed: loss"),
+        "{out}"
+    );
+    // The curve: a header, then falling losses.
+    let losses: Vec<f32> = (out.lines())
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    assert!(losses.len() >= 3 && losses.last() < losses.first(), "{out}");
+    // A CRNN whose conv stack comes from the config passes too.
+    let crnn = r#"model={ kind = "crnn", conv = [{ channels = 8, kernel = 3, pool = 2 }], hidden = 16, lstm_layers = 1 }"#;
+    let out = ok(
+        &dir,
+        &["-q", "check", "--config", "tiny.toml", "--set", crnn],
+    );
+    assert!(out.contains("crnn") && out.contains("passed"), "{out}");
+    // Nothing can be learnt at a learning rate of 0.
+    let out = hark(
+        &dir,
+        &[
+            "-q",
+            "check",
+            "--config",
+            "tiny.toml",
+            "--steps",
+            "20",
+            "--set",
+            "train.optimizer.lr=0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not fall to 0.05 in 20 steps"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2 + 11);
+}

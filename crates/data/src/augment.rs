@@ -60,13 +60,21 @@ pub struct AugmentConfig {
     pub spec_augment: Option<SpecAugmentConfig>,
     /// Standard deviation of Gaussian noise added to the log-mel (seed 003: 0.01).
     pub spec_noise: Option<f32>,
+    /// Pad or trim every training clip to `features.duration` at a random
+    /// offset drawn anew every epoch (seed 001's `pad_trunc`), before the
+    /// other waveform augmentations; held-out clips keep
+    /// `features.placement`. Default: false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub random_placement: bool,
 }
 
 impl AugmentConfig {
     /// Whether any augmentation works on the waveform, so clips must be
-    /// cached at [`crate::Stage::Waveform`].
+    /// cached at [`crate::Stage::Waveform`] (at [`crate::Stage::Resampled`]
+    /// for a random placement).
     pub fn needs_waveform(&self) -> bool {
-        self.time_shift.is_some()
+        self.random_placement
+            || self.time_shift.is_some()
             || self.noise.is_some()
             || self.crop.is_some()
             || self.stretch.is_some()
@@ -134,8 +142,8 @@ pub fn example_rng(seed: u64, epoch: u64, example: u64) -> ChaCha8Rng {
 }
 
 /// Augments one example. `clip` is a waveform when the config
-/// [`AugmentConfig::needs_waveform`] (it is then turned into the log-mel),
-/// else a log-mel.
+/// [`AugmentConfig::needs_waveform`] (it is then turned into the log-mel;
+/// with a random placement it is the whole resampled clip), else a log-mel.
 ///
 /// # Errors
 /// An invalid augmentation parameter, or a waveform the log-mel rejects.
@@ -146,6 +154,14 @@ pub(crate) fn augment(
     rng: &mut ChaCha8Rng,
 ) -> std::result::Result<Features, hark_dsp::DspError> {
     let mut out = if config.needs_waveform() {
+        let placed;
+        let clip = match config.random_placement {
+            true => {
+                placed = extractor.place_with(clip, hark_dsp::Placement::Random, rng);
+                &placed
+            }
+            false => clip,
+        };
         let len = clip.frames;
         let mut draw = |p: f32| rng.random::<f32>() < p;
         let crop = config.crop.filter(|c| draw(c.prob));

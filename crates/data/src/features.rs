@@ -105,6 +105,10 @@ impl Default for FeatureConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// The whole clip resampled, its channels fixed, not yet padded or
+    /// trimmed, `[channels, 1, samples]`: what a placement drawn anew every
+    /// epoch starts from (`augment.random_placement`).
+    Resampled,
     /// The fixed-length waveform, `[channels, 1, samples]`: what waveform
     /// augmentation (shift, noise, crop, stretch) starts from.
     Waveform,
@@ -260,14 +264,58 @@ impl FeatureExtractor {
         stage: Stage,
         resamplers: &mut ResamplerCache,
     ) -> Result<Features> {
-        let wave = self.waveform(example, resamplers)?;
+        let whole = self.resampled(example, resamplers)?;
+        if stage == Stage::Resampled {
+            return Ok(whole);
+        }
+        let wave = self.place(&whole, &example.path);
         match stage {
-            Stage::Waveform => Ok(wave),
+            Stage::Resampled | Stage::Waveform => Ok(wave),
             Stage::LogMel => self.transform(&wave).map_err(|source| DataError::Dsp {
                 path: example.path.clone(),
                 source,
             }),
         }
+    }
+
+    /// A [`Stage::Resampled`] waveform of the file at `path` padded or
+    /// trimmed to `duration` by `placement` (a `random` offset drawn from a
+    /// generator seeded by the path, so it is the same in every run):
+    /// [`Stage::Waveform`]. Unchanged without a duration.
+    pub fn place(&self, whole: &Features, path: &Path) -> Features {
+        let mut rng = ChaCha8Rng::seed_from_u64(path_seed(path));
+        self.place_with(whole, self.config.placement, &mut rng)
+    }
+
+    /// [`Self::place`] by `placement` drawing from `rng`; every channel
+    /// gets the same offset.
+    pub fn place_with(
+        &self,
+        whole: &Features,
+        placement: Placement,
+        rng: &mut ChaCha8Rng,
+    ) -> Features {
+        let Some(len) = self.samples() else {
+            return whole.clone();
+        };
+        let base = rng.clone();
+        let mut data = Vec::with_capacity(whole.channels * len);
+        for channel in whole.data.chunks_exact(whole.frames.max(1)) {
+            *rng = base.clone();
+            data.extend(fix_length(channel, len, placement, rng));
+        }
+        Features {
+            data,
+            channels: whole.channels,
+            n_mels: 1,
+            frames: len,
+        }
+    }
+
+    /// Samples of a clip of `duration` seconds at the feature rate.
+    fn samples(&self) -> Option<usize> {
+        let rate = self.config.mel.sample_rate as f64;
+        self.config.duration.map(|d| (d * rate).round() as usize)
     }
 
     /// The features of a waveform made by [`Self::extract_stage`] (possibly
@@ -321,8 +369,8 @@ impl FeatureExtractor {
         })
     }
 
-    /// Decode, span, channels, resample, fixed length: `[channels, 1, samples]`.
-    fn waveform(&self, example: &Example, resamplers: &mut ResamplerCache) -> Result<Features> {
+    /// Decode, span, channels, resample: `[channels, 1, samples]`.
+    fn resampled(&self, example: &Example, resamplers: &mut ResamplerCache) -> Result<Features> {
         let path = example.path.as_path();
         let dsp = |source| DataError::Dsp {
             path: path.to_path_buf(),
@@ -358,28 +406,14 @@ impl FeatureExtractor {
             n => to_channels(planar, n).map_err(dsp)?,
         };
         let target = self.config.mel.sample_rate;
-        let len = self
-            .config
-            .duration
-            .map(|d| (d * target as f64).round() as usize);
         let mut data = Vec::new();
         let mut samples = 0;
         for channel in channels {
             let resampled = resamplers
                 .resample(&channel, audio.sample_rate, target)
                 .map_err(dsp)?;
-            let fixed = match len {
-                // One generator per channel, seeded alike, so every channel gets the same offset.
-                Some(len) => fix_length(
-                    &resampled,
-                    len,
-                    self.config.placement,
-                    &mut ChaCha8Rng::seed_from_u64(path_seed(path)),
-                ),
-                None => resampled,
-            };
-            samples = fixed.len();
-            data.extend_from_slice(&fixed);
+            samples = resampled.len();
+            data.extend_from_slice(&resampled);
         }
         Ok(Features {
             data,

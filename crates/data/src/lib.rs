@@ -81,7 +81,8 @@ pub use pcm_stream::{AudioFile, PcmFormat, PcmStream, SampleFormat};
 pub use riff::{Codec, WavInfo, inspect};
 pub use speakers::{PHASE_MAP, load_speakers, read_phase_map, write_phase_map};
 pub use split::{
-    Split, SplitRatios, fold_split, speaker_split, stratified_split, unseen_in_training,
+    Split, SplitRatios, fold_split, random_split, speaker_split, stratified_split,
+    unseen_in_training,
 };
 pub use survey::{DatasetKind, FormatHistogram, format_histogram, open_dataset};
 pub use synth::{SynthConfig, SynthSummary, URBANSOUND8K_CLASSES, generate_urban_synth};

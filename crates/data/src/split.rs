@@ -55,6 +55,15 @@ pub struct SplitRatios {
     pub val: f64,
     /// Share of test examples.
     pub test: f64,
+    /// Divide each class in these shares and keep groups whole; `false` is
+    /// a plain random split that ignores labels and groups (seed 001's
+    /// `torch.utils.data.random_split`, see [`random_split`]). Default: true.
+    #[serde(skip_serializing_if = "is_true")]
+    pub stratified: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl SplitRatios {
@@ -71,6 +80,7 @@ impl Default for SplitRatios {
             train: 0.8,
             val: 0.1,
             test: 0.1,
+            stratified: true,
         }
     }
 }
@@ -119,6 +129,37 @@ pub fn stratified_split(
             filled[pick] += n;
             members[g].iter().for_each(|&i| out[i] = ORDER[pick]);
         }
+    }
+    out
+}
+
+/// A seeded random split of `n` examples by `ratios` that ignores labels
+/// and groups, as seed 001 makes it with `torch.utils.data.random_split`:
+/// every part with a share but the last gets `round(n * share)` examples
+/// (ties to even, as Python rounds), the last the rest, over a shuffled
+/// order of the examples.
+pub fn random_split(n: usize, ratios: SplitRatios, seed: u64) -> Vec<Split> {
+    let shares = ratios.shares();
+    let used: Vec<usize> = (0..3).filter(|&p| shares[p] > 0.0).collect();
+    let mut counts = [0usize; 3];
+    let mut left = n;
+    for (k, &p) in used.iter().enumerate() {
+        let take = match k + 1 == used.len() {
+            true => left,
+            false => ((n as f64 * shares[p]).round_ties_even() as usize).min(left),
+        };
+        counts[p] = take;
+        left -= take;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let mut out = vec![Split::Train; n];
+    let parts = ORDER
+        .iter()
+        .zip(counts)
+        .flat_map(|(&s, c)| std::iter::repeat_n(s, c));
+    for (&i, part) in order.iter().zip(parts) {
+        out[i] = part;
     }
     out
 }
@@ -204,6 +245,38 @@ pub fn unseen_in_training(labels: &[usize], splits: &[Split]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_random_split_sizes_its_parts_as_seed_001_does() {
+        let ratios = |train, val, test| SplitRatios {
+            train,
+            val,
+            test,
+            stratified: false,
+        };
+        let count = |s: &[Split], p| s.iter().filter(|&&x| x == p).count();
+        // Seed 001: num_train = round(138 * 0.8) = 110, the rest tests.
+        let s = random_split(138, ratios(0.8, 0.0, 0.2), 5);
+        assert_eq!(
+            [Split::Train, Split::Val, Split::Test].map(|p| count(&s, p)),
+            [110, 0, 28]
+        );
+        // Python's round: 4.5 goes to 4; a zero share gets nothing.
+        let s = random_split(9, ratios(0.45, 0.0, 0.45), 5);
+        assert_eq!([count(&s, Split::Train), count(&s, Split::Test)], [4, 5]);
+        let s = random_split(10, ratios(0.8, 0.1, 0.1), 5);
+        assert_eq!(
+            [Split::Train, Split::Val, Split::Test].map(|p| count(&s, p)),
+            [8, 1, 1]
+        );
+        // Seeded: the same seed gives the same split, another a different one.
+        let a = random_split(100, ratios(0.8, 0.0, 0.2), 1);
+        assert_eq!(a, random_split(100, ratios(0.8, 0.0, 0.2), 1));
+        assert_ne!(a, random_split(100, ratios(0.8, 0.0, 0.2), 2));
+        // The test examples are spread over the whole list, not its end.
+        let first_half = a[..50].iter().filter(|&&x| x == Split::Test).count();
+        assert!((3..=17).contains(&first_half), "{first_half}");
+    }
 
     fn data(
         n_classes: usize,
@@ -297,6 +370,7 @@ mod tests {
                 train: 0.75,
                 val: 0.0,
                 test: 0.25,
+                ..Default::default()
             },
             3,
         );

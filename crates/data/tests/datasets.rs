@@ -227,6 +227,7 @@ fn folders_chunk_files_and_keep_each_files_chunks_together() {
             train: 0.6,
             val: 0.2,
             test: 0.2,
+            ..Default::default()
         },
         42,
     );
@@ -293,6 +294,7 @@ fn speaker_splits_never_share_a_context_and_round_trip_through_the_phase_map() {
             train: 0.6,
             val: 0.2,
             test: 0.2,
+            ..Default::default()
         },
         5,
     );

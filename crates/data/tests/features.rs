@@ -306,3 +306,41 @@ fn invalid_feature_configs_are_errors() {
         .is_err()
     );
 }
+
+#[test]
+fn the_resampled_stage_is_the_whole_clip_and_placing_it_gives_the_waveform_stage() {
+    let dir = TempDir::new().unwrap();
+    let ds = dataset(vec![
+        write(dir.path(), "short.wav", &tone(2, 44100, 0.6)),
+        write(dir.path(), "long.wav", &tone(2, 44100, 1.7)),
+    ]);
+    let cfg = FeatureConfig {
+        channels: 2,
+        duration: Some(1.0),
+        placement: hark_dsp::Placement::Random,
+        ..Default::default()
+    };
+    let extractor = FeatureExtractor::new(&cfg).unwrap();
+    let cache = FeatureCache::new(&dir.path().join("c"), &cfg);
+    let stage = |stage| {
+        extract_all(&ds, &extractor, stage, Some(&cache), false, &NoProgress)
+            .unwrap()
+            .features
+    };
+    let whole = stage(Stage::Resampled);
+    let fixed = stage(Stage::Waveform);
+    for (i, seconds) in [0.6, 1.7].into_iter().enumerate() {
+        let w = whole[i].as_ref().unwrap();
+        assert_eq!(
+            (w.channels, w.frames),
+            (2, (seconds * 22050.0f64).round() as usize)
+        );
+        let placed = extractor.place(w, &ds.examples[i].path);
+        assert_eq!(Some(&placed), fixed[i].as_ref(), "clip {i}");
+        // Cached under its own stage.
+        assert_eq!(
+            cache.lookup(&ds.examples[i], Stage::Resampled).unwrap(),
+            Ok(w.clone())
+        );
+    }
+}

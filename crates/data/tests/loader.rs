@@ -143,6 +143,7 @@ fn augmentation_reproduces_per_epoch_and_example() {
             fill: MaskFill::Mean,
         }),
         spec_noise: None,
+        random_placement: false,
     };
     let l = loader(
         wave.clone(),
@@ -382,5 +383,67 @@ fn bad_loader_inputs_are_errors() {
     assert!(
         err.to_string().starts_with("loader: clips are waveforms"),
         "{err}"
+    );
+}
+
+#[test]
+fn random_placement_is_drawn_anew_every_epoch_and_reproduces() {
+    // Short two-channel clips (0.1 s of a 1 kHz burst) placed in 0.5 s.
+    let burst: Vec<f32> = (0..2205)
+        .map(|t| (t as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 22050.0).sin())
+        .collect();
+    let clips: Vec<Features> = (0..4)
+        .map(|_| Features {
+            data: [burst.clone(), burst.clone()].concat(),
+            channels: 2,
+            n_mels: 1,
+            frames: burst.len(),
+        })
+        .collect();
+    let augment = AugmentConfig {
+        random_placement: true,
+        ..Default::default()
+    };
+    let config = LoaderConfig {
+        batch_size: 4,
+        shuffle: false,
+        seed: 7,
+        ..Default::default()
+    };
+    let l = loader(clips.clone(), augment, Normalization::None, config);
+    let ex = extractor();
+    // The loudest frame of example 0's first channel, per epoch.
+    let peak = |b: &Batch| {
+        let [_, _, m, t] = b.shape;
+        (0..t)
+            .max_by(|&x, &y| {
+                let e = |f: usize| (0..m).map(|r| b.data[r * t + f]).sum::<f32>();
+                e(x).total_cmp(&e(y))
+            })
+            .unwrap()
+    };
+    let mut peaks = Vec::new();
+    for epoch in 0..6 {
+        let batch = &collect(&l, epoch)[0];
+        assert_eq!(batch.shape, [4, 2, 64, ex.n_frames(11025)]);
+        // Each example is its clip placed by a generator of (seed, epoch,
+        // example), the same offset on both channels.
+        for (i, clip) in clips.iter().enumerate() {
+            let mut rng = hark_data::example_rng(7, epoch, i as u64);
+            let placed = ex.place_with(clip, hark_dsp::Placement::Random, &mut rng);
+            assert_eq!(placed.frames, 11025);
+            let want = ex.transform(&placed).unwrap();
+            let size = want.data.len();
+            assert_eq!(batch.data[i * size..(i + 1) * size], want.data[..]);
+            let (left, right) = want.data.split_at(size / 2);
+            assert_eq!(left, right);
+        }
+        assert_eq!(collect(&l, epoch)[0], *batch, "epoch {epoch} reproduces");
+        peaks.push(peak(batch));
+    }
+    peaks.dedup();
+    assert!(
+        peaks.len() >= 4,
+        "the offset moves between epochs: {peaks:?}"
     );
 }

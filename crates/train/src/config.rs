@@ -63,9 +63,18 @@ pub struct DataConfig {
     /// first fold.
     pub fold: Option<u32>,
     /// Validation for a fold dataset: `next_fold` (fold k+1 when testing
-    /// fold k) or `slice` (a group-aware share of the training folds,
-    /// `split.val`). Default: `next_fold`.
+    /// fold k), `slice` (a group-aware share of the training folds,
+    /// `split.val`) or `none` (every fold but the test fold trains and the
+    /// final weights are tested: the official UrbanSound8K protocol and
+    /// seed 001's; in a ratio split the validation share trains too).
+    /// Default: `next_fold`.
     pub validation: Validation,
+    /// Split a dataset with folds by `split`'s ratios as if it had none
+    /// (seed 001 tests on a `random_split` 20 %: `split = { train = 0.8,
+    /// val = 0.0, test = 0.2, stratified = false }`). Cross-validation
+    /// needs the folds and refuses it. Default: false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_folds: bool,
     /// Keep only these classes, in this order. Default: all.
     pub classes: Option<Vec<String>>,
     /// Fail on the first unreadable file instead of skipping it. Default: false.
@@ -98,6 +107,7 @@ impl Default for DataConfig {
             split: SplitSetting::default(),
             fold: None,
             validation: Validation::NextFold,
+            ignore_folds: false,
             classes: None,
             strict: false,
             chunk_seconds: None,
@@ -150,6 +160,9 @@ pub enum Validation {
     NextFold,
     /// A group-aware share of the training folds.
     Slice,
+    /// No validation set: what would have validated trains, and the final
+    /// weights are the run's (nothing to choose a best epoch or stop by).
+    None,
 }
 
 /// `[train]`: the optimisation.
@@ -335,6 +348,7 @@ impl ExperimentConfig {
         let mut config: Self = table
             .try_into()
             .map_err(|e: toml::de::Error| bad(e.to_string()))?;
+        config.check().map_err(bad)?;
         if config.output.dir.is_none() {
             let stem = path
                 .file_stem()
@@ -342,6 +356,25 @@ impl ExperimentConfig {
             config.output.dir = Some(PathBuf::from("runs").join(stem));
         }
         Ok(config)
+    }
+
+    /// Rules between sections that their types cannot hold.
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.data.ignore_folds && self.data.fold.is_some() {
+            return Err(
+                "data.fold names a test fold, but data.ignore_folds = true splits by \
+                 data.split: drop one of them"
+                    .into(),
+            );
+        }
+        if self.data.validation == Validation::None && self.train.early_stopping.is_some() {
+            return Err(
+                "train.early_stopping needs validation data, but data.validation = \"none\": \
+                 drop one of them"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// The config as TOML, every default written out, for `path` (a run

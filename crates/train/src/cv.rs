@@ -68,6 +68,13 @@ pub fn cross_validate(
             got: config.data.kind.to_string(),
         });
     }
+    if config.data.ignore_folds {
+        return Err(Error::Config {
+            field: "data.ignore_folds",
+            rule: "must be false for cross-validation, which tests fold by fold",
+            got: "true".into(),
+        });
+    }
     let all = prepared.folds();
     let selected = folds.unwrap_or(&all);
     let mut results = Vec::new();

@@ -46,6 +46,7 @@
 #![warn(missing_docs)]
 
 mod adam;
+mod check;
 mod checkpoint;
 mod config;
 mod cv;
@@ -68,6 +69,7 @@ mod splits;
 mod trainer;
 
 pub use adam::{Adam, AdamConfig};
+pub use check::{OverfitCheck, overfit_one_batch};
 pub use checkpoint::{TrainState, load_checkpoint, save_checkpoint};
 pub use config::{
     ASSUMED_SECONDS, ComputedNormalization, DataConfig, EarlyStopping, ExperimentConfig,
@@ -82,7 +84,7 @@ pub use loaders::loader;
 pub use metrics::{ClassScores, ClassificationReport, ConfusionMatrix};
 pub use observer::Observer;
 pub use optimizer::{OptimizerConfig, StatefulOptimizer};
-pub use plot::{bars_png, confusion_png, curves_png};
+pub use plot::{SPECS_GRID, SpecTile, bars_png, confusion_png, curves_png, specs_png};
 pub use predict::{FilePrediction, Predictor, WindowPrediction};
 pub use prepare::{Part, Prepared, prepare};
 pub use report::{classification_report, write_report};

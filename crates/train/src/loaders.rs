@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hark_data::{Loader, LoaderConfig, Normalization, band_stats, dataset_stats};
+use hark_data::{Loader, LoaderConfig, Normalization, Stage, band_stats, dataset_stats};
 
 use crate::{
     ComputedNormalization, Error, ExperimentConfig, NormalizationSetting, Part, Prepared, Result,
@@ -27,16 +27,12 @@ pub fn loader(
     } else {
         Default::default()
     };
-    let waveforms = part
-        .clips
-        .first()
-        .is_some_and(|&i| prepared.clips[i].n_mels == 1);
     // Held-out clips are log-mels even when training clips are waveforms.
-    let (clips, indices) = if !training && waveforms {
-        let logmels = (part.clips.iter())
-            .map(|&i| extractor.transform(&prepared.clips[i]))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        (Arc::new(logmels), (0..part.clips.len()).collect())
+    let (clips, indices) = if !training && prepared.stage != Stage::LogMel {
+        (
+            Arc::new(logmels(prepared, part)?),
+            (0..part.clips.len()).collect(),
+        )
     } else {
         (prepared.clips.clone(), part.clips.clone())
     };
@@ -76,12 +72,7 @@ pub(crate) fn with_statistics(
     let NormalizationSetting::Computed(kind) = config.train.normalization else {
         return Ok(config.clone());
     };
-    let logmels = (train.clips.iter())
-        .map(|&i| match prepared.clips[i].n_mels {
-            1 => prepared.extractor.transform(&prepared.clips[i]),
-            _ => Ok(prepared.clips[i].clone()),
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let logmels = logmels(prepared, train)?;
     let fixed = match kind {
         ComputedNormalization::Dataset => {
             let (mean, std) = dataset_stats(&logmels);
@@ -97,13 +88,24 @@ pub(crate) fn with_statistics(
     Ok(config)
 }
 
+/// The held-out features of every clip of `part`.
+fn logmels(prepared: &Prepared, part: &Part) -> Result<Vec<hark_data::Features>> {
+    (part.examples.iter().zip(&part.clips))
+        .map(|(&example, &clip)| prepared.logmel(example, clip))
+        .collect()
+}
+
 /// The loader settings of `config` for `n` examples: shuffled for
-/// training, in order otherwise.
+/// training, in order otherwise, except that per-batch normalisation mixes
+/// held-out batches in a fixed seeded order too: a manifest is often sorted
+/// by class, and batches of one class would each be standardised by their
+/// own class's statistics (seed 001's validation batches are a random mix).
 pub(crate) fn loader_config(config: &ExperimentConfig, training: bool, n: usize) -> LoaderConfig {
     let batch = config.train.batch_size;
+    let per_batch = config.train.normalization.fixed() == Some(&Normalization::PerBatch);
     LoaderConfig {
         batch_size: batch,
-        shuffle: training,
+        shuffle: training || per_batch,
         // A last batch of one example cannot be batch-normalised.
         drop_last: training && batch > 0 && n % batch == 1,
         seed: config.train.seed,

@@ -292,3 +292,100 @@ pub fn bars_png(path: &Path, title: &str, bars: &[(String, u64)]) -> Result<()> 
         Ok(())
     })
 }
+
+/// One example as [`specs_png`] draws it: its class and its first
+/// channel, `rows` x `frames` row-major, row 0 the lowest band.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecTile {
+    /// The class.
+    pub label: usize,
+    /// The values.
+    pub values: Vec<f32>,
+    /// Rows (bands).
+    pub rows: usize,
+    /// Frames.
+    pub frames: usize,
+}
+
+/// Most classes and examples per class [`specs_png`] draws.
+pub const SPECS_GRID: (usize, usize) = (32, 4);
+
+/// Writes a grid of input spectrograms, a row per class (the first
+/// [`SPECS_GRID`] of each), each tile coloured from its own minimum (dark)
+/// to its maximum (bright), low bands at the bottom: what the model is fed.
+///
+/// # Errors
+/// [`Error::Plot`] when drawing or writing fails.
+pub fn specs_png(path: &Path, title: &str, classes: &[String], tiles: &[SpecTile]) -> Result<()> {
+    let (tile_w, tile_h, gap) = (192i32, 72i32, 6i32);
+    let rows = classes.len().min(SPECS_GRID.0);
+    let name = |c: &String| c.chars().take(24).collect::<String>();
+    let left = 8 + classes
+        .iter()
+        .take(rows)
+        .map(|c| name(c).chars().count())
+        .max()
+        .unwrap_or(0) as i32
+        * 7;
+    let top = 34;
+    let width = left + SPECS_GRID.1 as i32 * (tile_w + gap) + gap;
+    let height = top + rows.max(1) as i32 * (tile_h + gap) + gap;
+    render(path, (width as u32, height as u32), |root| {
+        let err = plot_err(path);
+        let draw =
+            |e: std::result::Result<(), DrawingAreaErrorKind<_>>| e.map_err(|e| err(e.to_string()));
+        let text = |s: f64| TextStyle::from((FAMILY, s).into_font()).color(&BLACK);
+        draw(root.draw_text(title, &text(14.0), (8, 10)))?;
+        let mut used = vec![0usize; classes.len()];
+        for tile in tiles {
+            let Some(n) = used.get_mut(tile.label).filter(|_| tile.label < rows) else {
+                continue;
+            };
+            if *n == SPECS_GRID.1 || tile.rows * tile.frames == 0 {
+                continue;
+            }
+            let (x0, y0) = (
+                left + gap + *n as i32 * (tile_w + gap),
+                top + gap + tile.label as i32 * (tile_h + gap),
+            );
+            *n += 1;
+            let v = &tile.values[..tile.rows * tile.frames];
+            let (lo, hi) = v
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                });
+            let span = (hi - lo).max(1e-12);
+            for py in 0..tile_h {
+                let row = tile.rows - 1 - (py as usize * tile.rows / tile_h as usize);
+                for px in 0..tile_w {
+                    let frame = px as usize * tile.frames / tile_w as usize;
+                    let share = ((v[row * tile.frames + frame] - lo) / span) as f64;
+                    draw(root.draw_pixel((x0 + px, y0 + py), &heat(share)))?;
+                }
+            }
+        }
+        for (i, class) in classes.iter().take(rows).enumerate() {
+            let mid = top + gap + i as i32 * (tile_h + gap) + tile_h / 2;
+            let style = text(12.0).pos(Pos::new(HPos::Right, VPos::Center));
+            draw(root.draw_text(&name(class), &style, (left - 2, mid)))?;
+        }
+        Ok(())
+    })
+}
+
+/// A dark-blue to yellow scale for spectrograms (after matplotlib's viridis).
+fn heat(share: f64) -> RGBColor {
+    const STOPS: [(f64, f64, f64); 4] = [
+        (68.0, 1.0, 84.0),
+        (49.0, 104.0, 142.0),
+        (53.0, 183.0, 121.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let x = share.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let t = x - i as f64;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let mix = |p: f64, q: f64| (p + (q - p) * t).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}

@@ -27,6 +27,8 @@ pub struct Prepared {
     pub clip_of: Vec<Option<usize>>,
     /// The extractor, also used to turn augmented waveforms into log-mels.
     pub extractor: FeatureExtractor,
+    /// What `clips` hold: log-mels, or waveforms for waveform augmentation.
+    pub stage: Stage,
     /// Files skipped while loading or extracting, with the reason.
     pub skipped: Vec<hark_data::Skipped>,
     /// Features read from the cache rather than computed.
@@ -70,10 +72,20 @@ pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<Pre
         dataset = chunk_dataset(dataset, &chunks, config.data.strict)?;
     }
     let extractor = FeatureExtractor::new(&config.features).map_err(features_error)?;
-    let stage = if config.augment.needs_waveform() {
-        Stage::Waveform
-    } else {
-        Stage::LogMel
+    let stage = match (
+        config.augment.random_placement,
+        config.augment.needs_waveform(),
+    ) {
+        (true, _) if config.features.duration.is_none() => {
+            return Err(Error::Config {
+                field: "augment.random_placement",
+                rule: "needs a clip length, features.duration",
+                got: "features.duration unset".into(),
+            });
+        }
+        (true, _) => Stage::Resampled,
+        (false, true) => Stage::Waveform,
+        (false, false) => Stage::LogMel,
     };
     let cache_dir = config
         .data
@@ -105,6 +117,7 @@ pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<Pre
         clips: Arc::new(clips),
         clip_of,
         extractor,
+        stage,
         skipped,
         cache_hits: extracted.cache_hits,
     })
@@ -147,18 +160,34 @@ impl Prepared {
     pub fn input_shape(&self) -> Result<InputShape> {
         // The longest clip has the most frames; a waveform's log-mel shape
         // is found by transforming that one clip.
-        let longest = (self.clips.iter())
-            .max_by_key(|f| f.frames)
+        let longest = (self.clip_of.iter().enumerate())
+            .filter_map(|(example, clip)| clip.map(|c| (example, c)))
+            .max_by_key(|&(_, c)| self.clips[c].frames)
             .ok_or(Error::NoExamples)?;
-        let [channels, height, frames] = if longest.n_mels == 1 {
-            self.extractor.transform(longest)?.shape()
-        } else {
-            longest.shape()
-        };
+        let [channels, height, frames] = self.logmel(longest.0, longest.1)?.shape();
         Ok(InputShape {
             channels,
             height,
             frames,
+        })
+    }
+
+    /// The held-out features of `example`, whose clip is `clip`: the
+    /// cached log-mel, or the log-mel of its waveform placed by
+    /// `features.placement`.
+    ///
+    /// # Errors
+    /// A waveform the extractor rejects.
+    pub fn logmel(&self, example: usize, clip: usize) -> Result<Features> {
+        let features = &self.clips[clip];
+        Ok(match self.stage {
+            Stage::LogMel => features.clone(),
+            Stage::Waveform => self.extractor.transform(features)?,
+            Stage::Resampled => {
+                let path = &self.dataset.examples[example].path;
+                self.extractor
+                    .transform(&self.extractor.place(features, path))?
+            }
         })
     }
 

@@ -9,8 +9,8 @@ use crate::loaders::with_statistics;
 use crate::observer::RunLog;
 use crate::run_dir::{write_file, write_json};
 use crate::{
-    Checkpoint, Error, ExperimentConfig, Observer, Prepared, Result, RunDir, Trainer,
-    choose_threshold, curves_png, evaluate, loader, write_report,
+    Checkpoint, Error, ExperimentConfig, Observer, Prepared, Result, RunDir, SPECS_GRID, SpecTile,
+    Trainer, choose_threshold, curves_png, evaluate, loader, specs_png, write_report,
 };
 
 /// What a run directory's `model.json` records to rebuild its model for
@@ -70,7 +70,8 @@ pub struct RunResult {
     pub examples: usize,
     /// Epochs trained.
     pub epochs: usize,
-    /// The epoch whose weights were tested (the best on validation).
+    /// The epoch whose weights were tested: the best on validation, or
+    /// the last when there is no validation set.
     pub best_epoch: usize,
     /// Training examples per second, over the run.
     pub samples_per_second: f64,
@@ -102,8 +103,46 @@ fn write_split(prepared: &Prepared, splits: &[Split], run: &RunDir) -> Result<()
     Ok(write_split_manifests(&dataset, run.path())?)
 }
 
+/// `specs.png`: the first training examples of each class in epoch 0's
+/// batches, augmented and normalised, as the model is fed them (seeds 003
+/// and 004 plot these so that a user sees the input is sane).
+fn write_specs(train: &Loader, classes: &[String], run: &RunDir) -> Result<()> {
+    let (max_classes, per_class) = SPECS_GRID;
+    let wanted = classes.len().min(max_classes) * per_class;
+    let mut count = vec![0usize; classes.len()];
+    let mut tiles = Vec::new();
+    // Shuffled batches fill the grid in a few; a rare class is not waited for.
+    for batch in train.epoch(0).take(64) {
+        let batch = batch?;
+        let [_, c, m, t] = batch.shape;
+        for (i, (&label, &frames)) in batch.labels.iter().zip(&batch.lengths).enumerate() {
+            if label >= max_classes || count[label] == per_class {
+                continue;
+            }
+            count[label] += 1;
+            let start = i * c * m * t;
+            let values = (0..m)
+                .flat_map(|r| &batch.data[start + r * t..start + r * t + frames])
+                .copied()
+                .collect();
+            tiles.push(SpecTile {
+                label,
+                values,
+                rows: m,
+                frames,
+            });
+        }
+        if tiles.len() == wanted {
+            break;
+        }
+    }
+    let title =
+        "training inputs as the model sees them (epoch 1: augmented, normalised; channel 1)";
+    specs_png(&run.specs_png(), title, classes, &tiles)
+}
+
 /// Trains on the `Train` examples of `splits`, validates on `Val`, tests the
-/// best weights on `Test` and writes the run directory `run` (resuming a run
+/// best weights (the last without `Val` examples) on `Test` and writes the run directory `run` (resuming a run
 /// found there), `train.log` included; `observer` sees the run go.
 ///
 /// # Errors
@@ -132,6 +171,7 @@ pub fn run(
     let config = &with_statistics(prepared, config, &train_part)?;
     write_file(&run.config(), config.to_toml(&run.config())?.as_bytes())?;
     let train = loader(prepared, config, &train_part, true)?;
+    write_specs(&train, &prepared.dataset.classes, run)?;
     let val = if val_part.is_empty() {
         None
     } else {

@@ -154,6 +154,11 @@ impl RunDir {
         self.root.join("curves.png")
     }
 
+    /// `specs.png`: training inputs of each class as the model sees them.
+    pub fn specs_png(&self) -> PathBuf {
+        self.root.join("specs.png")
+    }
+
     /// `train.log`: every epoch and note of the run.
     pub fn log(&self) -> PathBuf {
         self.root.join("train.log")

@@ -6,7 +6,7 @@
 //! trained on.
 
 use hark_data::{
-    DatasetKind, Split, SplitRatios, fold_split, speaker_split, stratified_split,
+    DatasetKind, Split, SplitRatios, fold_split, random_split, speaker_split, stratified_split,
     unseen_in_training,
 };
 
@@ -35,10 +35,22 @@ impl Prepared {
     }
 
     fn split_all(&self, config: &ExperimentConfig, fold: Option<u32>) -> Result<Vec<Split>> {
+        let mut splits = self.split_parts(config, fold)?;
+        if config.data.validation == Validation::None {
+            splits
+                .iter_mut()
+                .filter(|s| **s == Split::Val)
+                .for_each(|s| *s = Split::Train);
+        }
+        Ok(splits)
+    }
+
+    fn split_parts(&self, config: &ExperimentConfig, fold: Option<u32>) -> Result<Vec<Split>> {
         let ex = &self.dataset.examples;
         let labels: Vec<usize> = ex.iter().map(|e| e.label).collect();
         let groups: Vec<&str> = ex.iter().map(|e| e.group.as_str()).collect();
-        match (self.dataset.folds, fold) {
+        let folds = self.dataset.folds.filter(|_| !config.data.ignore_folds);
+        match (folds, fold) {
             (Some(_), Some(k)) => {
                 let present = self.folds();
                 let Some(at) = present.iter().position(|&f| f == k) else {
@@ -50,10 +62,10 @@ impl Prepared {
                 };
                 let folds: Vec<u32> = ex.iter().map(|e| e.fold.unwrap_or(0)).collect();
                 let next = present[(at + 1) % present.len()];
-                let val = (config.data.validation == Validation::NextFold && present.len() > 2)
-                    .then_some(next);
+                let validation = config.data.validation;
+                let val = (validation == Validation::NextFold && present.len() > 2).then_some(next);
                 let mut splits = fold_split(&folds, k, val);
-                if val.is_none() {
+                if val.is_none() && validation != Validation::None {
                     // A group-aware share of the training folds validates.
                     let train: Vec<usize> = (0..ex.len())
                         .filter(|&i| splits[i] == Split::Train)
@@ -62,6 +74,7 @@ impl Prepared {
                         train: 1.0 - config.data.split.ratios().val,
                         val: config.data.split.ratios().val,
                         test: 0.0,
+                        stratified: true,
                     };
                     let sub = stratified_split(
                         &train.iter().map(|&i| labels[i]).collect::<Vec<_>>(),
@@ -77,9 +90,14 @@ impl Prepared {
             }
             (None, Some(k)) => Err(Error::Config {
                 field: "fold",
-                rule: "needs a dataset with folds",
+                rule: "needs a dataset with folds (and data.ignore_folds false)",
                 got: k.to_string(),
             }),
+            (_, None) if !config.data.split.ratios().stratified => Ok(random_split(
+                ex.len(),
+                config.data.split.ratios(),
+                config.train.seed,
+            )),
             (_, None) if ex.iter().all(|e| e.split.is_some()) => {
                 Ok(ex.iter().map(|e| e.split.unwrap_or(Split::Train)).collect())
             }

@@ -95,7 +95,8 @@ pub fn batch_tensor(batch: &Batch) -> Result<Tensor> {
 }
 
 /// Runs `model` in eval mode over every batch of `loader` (epoch 0 of a
-/// loader that should neither shuffle nor augment).
+/// loader that should not augment); the predictions are in loader order
+/// whatever order the batches took.
 ///
 /// # Errors
 /// [`Error::Data`] from the loader, or a failed forward pass.
@@ -122,6 +123,8 @@ pub fn evaluate(model: &Model, loader: &Loader) -> Result<Evaluation> {
             });
         }
     }
+    // A loader may mix its batches (see `loader_config`); results keep its order.
+    predictions.sort_by_key(|p| p.index);
     let n = predictions.len().max(1) as f64;
     Ok(Evaluation {
         loss: loss_sum / n,
@@ -300,7 +303,7 @@ impl<'a> Trainer<'a> {
 
     /// One optimisation step on `batch` (step `i` of `epoch`): its loss and
     /// how many of its examples the model got right before the step.
-    fn step(&mut self, batch: &Batch, epoch: usize, i: usize) -> Result<(f32, usize)> {
+    pub(crate) fn step(&mut self, batch: &Batch, epoch: usize, i: usize) -> Result<(f32, usize)> {
         let logits =
             self.model
                 .forward_masked(&batch_tensor(batch)?, Some(&batch.lengths), true)?;
@@ -329,8 +332,8 @@ impl<'a> Trainer<'a> {
     }
 
     /// Trains from the current state to the configured epoch count, writing
-    /// `metrics.jsonl`, `last.*` every epoch and `best.*` on improvement to
-    /// `dir`. `observer` sees batches and epochs and may break off after an
+    /// `metrics.jsonl`, `last.*` every epoch and `best.*` on improvement
+    /// (every epoch without validation data) to `dir`. `observer` sees batches and epochs and may break off after an
     /// epoch (the run can then be resumed).
     ///
     /// # Errors
@@ -343,6 +346,13 @@ impl<'a> Trainer<'a> {
         run: &RunDir,
         observer: &mut dyn Observer,
     ) -> Result<&TrainState> {
+        if val.is_none() && self.config.early_stopping.is_some() {
+            return Err(Error::Config {
+                field: "train.early_stopping",
+                rule: "needs validation data",
+                got: "no validation examples".into(),
+            });
+        }
         run.create()?;
         let monitor = self
             .config
@@ -365,17 +375,19 @@ impl<'a> Trainer<'a> {
                 seconds: start.elapsed().as_secs_f64(),
                 samples_per_second: seen as f64 / train_seconds.max(1e-9),
             };
-            // Without validation data the training loss is watched instead.
+            // Without validation data there is nothing to choose by: the
+            // latest weights are the run's.
             let watched = match (monitor, &eval) {
                 (Monitor::ValLoss, Some(e)) => e.loss,
                 (Monitor::ValAccuracy, Some(e)) => e.accuracy,
                 (Monitor::ValLoss, None) => train_loss,
                 (Monitor::ValAccuracy, None) => train_accuracy,
             };
-            let improved = self
-                .state
-                .best
-                .is_none_or(|(best, _)| monitor.improves(watched, best));
+            let improved = eval.is_none()
+                || self
+                    .state
+                    .best
+                    .is_none_or(|(best, _)| monitor.improves(watched, best));
             if improved {
                 self.state.best = Some((watched, epoch + 1));
                 self.state.stale = 0;

@@ -127,6 +127,7 @@ fn cross_validation_writes_every_fold_and_a_summary_and_resumes() {
             "predictions.csv",
             "confusion.png",
             "curves.png",
+            "specs.png",
             "train.log",
         ] {
             assert!(dir.join(file).exists(), "fold {k}: {file}");
@@ -181,4 +182,145 @@ fn cross_validation_writes_every_fold_and_a_summary_and_resumes() {
     // Features were computed once: a second preparation reads them all from the cache.
     let cached = prepare(&config, &NoProgress).unwrap();
     assert_eq!(cached.cache_hits, prepared.dataset.examples.len());
+}
+
+/// The corpus of [`config`]: 60 clips of up to 1 s in 3 folds.
+fn corpus(root: &Path) {
+    let synth = SynthConfig {
+        clips: 60,
+        folds: 3,
+        max_seconds: 1.0,
+        seed: 3,
+    };
+    generate_urban_synth(&root.join("corpus"), &synth).unwrap();
+}
+
+fn with(root: &Path, overrides: &[&str]) -> hark_train::Result<ExperimentConfig> {
+    let text = toml::to_string(&config(root)).unwrap();
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    ExperimentConfig::parse(&text, &root.join("exp.toml"), &overrides)
+}
+
+#[test]
+fn seed_001s_protocol_trains_on_every_other_fold_and_tests_the_final_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    corpus(tmp.path());
+    let config = with(
+        tmp.path(),
+        &[
+            "data.validation=none",
+            "augment.random_placement=true",
+            "features.placement=random",
+        ],
+    )
+    .unwrap();
+    let prepared = prepare(&config, &NoProgress).unwrap();
+    assert_eq!(prepared.stage, hark_data::Stage::Resampled);
+    let splits = prepared.splits(&config, Some(2)).unwrap();
+    for (e, s) in prepared.dataset.examples.iter().zip(&splits) {
+        let want = if e.fold == Some(2) {
+            Split::Test
+        } else {
+            Split::Train
+        };
+        assert_eq!(*s, want);
+    }
+    let root = tmp.path().join("runs");
+    let summary = cross_validate(
+        &prepared,
+        &config,
+        Some(&[2]),
+        &RunDir::new(&root),
+        &mut Record::default(),
+    )
+    .unwrap();
+    // No validation: the final weights are the run's.
+    assert_eq!(summary.folds[0].result.best_epoch, 2);
+    let fold = root.join("fold-02");
+    let read = |name: &str| std::fs::read(fold.join(name)).unwrap();
+    let (best, last) = (read("best.safetensors"), read("last.safetensors"));
+    let first = best.iter().zip(&last).position(|(a, b)| a != b);
+    assert!(
+        first.is_none() && best.len() == last.len(),
+        "differ at byte {first:?}"
+    );
+    assert!(read("val.csv").iter().filter(|&&b| b == b'\n').count() <= 1);
+    let metrics = String::from_utf8(read("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"val_loss\":null"), "{metrics}");
+
+    // Early stopping needs the validation set that "none" removes.
+    let err = with(
+        tmp.path(),
+        &[
+            "data.validation=none",
+            "train.early_stopping={ patience = 2 }",
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("train.early_stopping needs validation data"),
+        "{err}"
+    );
+    // A random placement needs a clip length to place clips in.
+    let err = prepare(
+        &with(
+            tmp.path(),
+            &["augment.random_placement=true", "features.duration=1.0"],
+        )
+        .map(|mut c| {
+            c.features.duration = None;
+            c
+        })
+        .unwrap(),
+        &NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("augment.random_placement"), "{err}");
+}
+
+#[test]
+fn ignoring_the_folds_splits_at_random_by_ratio_as_seed_001_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    corpus(tmp.path());
+    let config = with(
+        tmp.path(),
+        &[
+            "data.ignore_folds=true",
+            "data.validation=none",
+            "data.split={ train = 0.8, val = 0.0, test = 0.2, stratified = false }",
+        ],
+    )
+    .unwrap();
+    let prepared = prepare(&config, &NoProgress).unwrap();
+    let splits = prepared.splits(&config, None).unwrap();
+    let count = |p| splits.iter().filter(|&&s| s == p).count();
+    assert_eq!(
+        [count(Split::Train), count(Split::Val), count(Split::Test)],
+        [48, 0, 12]
+    );
+    // The test part draws from every fold.
+    let mut folds: Vec<u32> = (prepared.dataset.examples.iter().zip(&splits))
+        .filter(|(_, s)| **s == Split::Test)
+        .filter_map(|(e, _)| e.fold)
+        .collect();
+    folds.sort_unstable();
+    folds.dedup();
+    assert_eq!(folds, [1, 2, 3]);
+    assert!(prepared.splits(&config, Some(1)).is_err());
+    let err = cross_validate(
+        &prepared,
+        &config,
+        None,
+        &RunDir::new(tmp.path().join("runs")),
+        &mut Record::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("data.ignore_folds"), "{err}");
+    let err = with(tmp.path(), &["data.ignore_folds=true", "data.fold=1"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("data.ignore_folds"), "{err}");
 }

@@ -147,3 +147,47 @@ fn bars_are_drawn_longest_for_the_largest_count() {
         "{short} {long}"
     );
 }
+
+#[test]
+fn specs_png_draws_a_row_per_class_and_a_tile_per_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("specs.png");
+    let classes: Vec<String> = [
+        "dog",
+        "siren",
+        "a name far longer than any tile label would show",
+    ]
+    .map(String::from)
+    .to_vec();
+    // A rising ramp in each tile; class 1 gets more tiles than a row holds.
+    let tile = |label| hark_train::SpecTile {
+        label,
+        values: (0..8 * 20).map(|i| i as f32).collect(),
+        rows: 8,
+        frames: 20,
+    };
+    let tiles: Vec<_> = [0, 1, 1, 1, 1, 1, 1, 2, 7].into_iter().map(tile).collect();
+    hark_train::specs_png(&path, "inputs", &classes, &tiles).unwrap();
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    // Three rows of 72 px tiles with 6 px gaps under a 34 px title.
+    assert_eq!(info.height, 34 + 3 * 78 + 6);
+    let (w, px) = (info.width as usize, |x: usize, y: usize, b: &[u8]| {
+        let i = (y * info.width as usize + x) * 3;
+        [b[i], b[i + 1], b[i + 2]]
+    });
+    // Class 1's row holds 4 tiles, class 0's one: where a tile is, the
+    // pixels are not white; the tile's low bands (bottom) are dark.
+    let white = [255, 255, 255];
+    let row_y = |class: usize| 34 + 6 + class * 78 + 36;
+    let right_tile_x = w - 6 - 96;
+    assert_ne!(px(right_tile_x, row_y(1), &buf), white);
+    assert_eq!(px(right_tile_x, row_y(0), &buf), white);
+    let bottom = px(right_tile_x, row_y(1) + 35, &buf);
+    let top = px(right_tile_x, row_y(1) - 36, &buf);
+    assert!(
+        bottom.iter().map(|&v| v as u32).sum::<u32>() < top.iter().map(|&v| v as u32).sum::<u32>()
+    );
+}
