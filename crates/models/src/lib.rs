@@ -95,7 +95,7 @@ pub use init::Init;
 pub use linear::{Linear, linear};
 pub use loss::{
     binary_cross_entropy, class_probabilities, classification_loss, cross_entropy, log_softmax,
-    softmax,
+    smoothed_classification_loss, smoothed_cross_entropy, softmax,
 };
 pub use model::{AudioModel, InputShape, Model, ModelSpec, Output, build};
 pub use params::{ParamStore, read_metadata, read_tensors, save_tensors};

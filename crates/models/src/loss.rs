@@ -28,6 +28,17 @@ pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
 /// # Errors
 /// When `labels` has not `B` entries or one is `>= C`.
 pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
+    smoothed_cross_entropy(logits, labels, 0.0)
+}
+
+/// [`cross_entropy`] against smoothed targets: `1 - eps + eps / C` for the
+/// label and `eps / C` for every other class (`F.cross_entropy`'s
+/// `label_smoothing`), which keeps the logits from growing without bound
+/// on a small training set.
+///
+/// # Errors
+/// As [`cross_entropy`].
+pub fn smoothed_cross_entropy(logits: &Tensor, labels: &[usize], eps: f64) -> Result<Tensor> {
     let (b, c) = logits.dims2()?;
     if labels.len() != b {
         return Err(crate::Error::Layer(format!(
@@ -40,22 +51,23 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
             "label {bad} is out of range for {c} classes"
         )));
     }
-    let mut onehot = vec![0.0f32; b * c];
+    let (off, on) = ((eps / c as f64) as f32, (1.0 - eps + eps / c as f64) as f32);
+    let mut targets = vec![off; b * c];
     for (row, &l) in labels.iter().enumerate() {
-        onehot[row * c + l] = 1.0;
+        targets[row * c + l] = on;
     }
-    let onehot = Tensor::from_vec(onehot, (b, c), logits.device())?;
-    let picked = (log_softmax(logits)? * onehot)?.sum_all()?;
+    let targets = Tensor::from_vec(targets, (b, c), logits.device())?;
+    let picked = (log_softmax(logits)? * targets)?.sum_all()?;
     Ok((picked.neg()? / b as f64)?)
 }
 
 /// Mean binary cross-entropy of one logit per example `[B, 1]` against
-/// labels 0 or 1: `max(z, 0) - z y + log(1 + exp(-|z|))`, which never
-/// overflows.
+/// labels 0 or 1, smoothed towards 1/2 by `eps` (`y (1 - eps) + eps / 2`):
+/// `max(z, 0) - z y + log(1 + exp(-|z|))`, which never overflows.
 ///
 /// # Errors
 /// When `labels` has not `B` entries or one is above 1.
-pub fn binary_cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
+pub fn binary_cross_entropy(logits: &Tensor, labels: &[usize], eps: f64) -> Result<Tensor> {
     let (b, c) = logits.dims2()?;
     if c != 1 || labels.len() != b {
         return Err(crate::Error::Layer(format!(
@@ -69,7 +81,9 @@ pub fn binary_cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor>
             "label {bad} is out of range for a binary output"
         )));
     }
-    let y: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+    let y: Vec<f32> = (labels.iter())
+        .map(|&l| (l as f64 * (1.0 - eps) + eps / 2.0) as f32)
+        .collect();
     let y = Tensor::from_vec(y, (b, 1), logits.device())?;
     let soft = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
     let loss = ((logits.relu()? - (logits * y)?)? + soft)?;
@@ -81,9 +95,17 @@ pub fn binary_cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor>
 /// # Errors
 /// As the loss chosen.
 pub fn classification_loss(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
+    smoothed_classification_loss(logits, labels, 0.0)
+}
+
+/// [`classification_loss`] with label smoothing `eps` (training only).
+///
+/// # Errors
+/// As the loss chosen.
+pub fn smoothed_classification_loss(logits: &Tensor, labels: &[usize], eps: f64) -> Result<Tensor> {
     match logits.dims2()? {
-        (_, 1) => binary_cross_entropy(logits, labels),
-        _ => cross_entropy(logits, labels),
+        (_, 1) => binary_cross_entropy(logits, labels, eps),
+        _ => smoothed_cross_entropy(logits, labels, eps),
     }
 }
 
@@ -142,7 +164,27 @@ mod tests {
         let p: Vec<Vec<f32>> = class_probabilities(&logits).unwrap().to_vec2().unwrap();
         let s = 1.0 / (1.0 + (-2.0f32).exp());
         assert!((p[0][1] - s).abs() < 1e-6 && (p[0][0] + p[0][1] - 1.0).abs() < 1e-6);
-        assert!(binary_cross_entropy(&logits, &[0, 1, 2, 0]).is_err());
+        assert!(binary_cross_entropy(&logits, &[0, 1, 2, 0], 0.0).is_err());
+    }
+
+    #[test]
+    fn label_smoothing_equals_the_hand_computed_values() {
+        // log_softmax([1, 2, 3]) against [0.1/3, 0.1/3, 0.9 + 0.1/3]: 0.507606
+        // (PyTorch's F.cross_entropy(label_smoothing=0.1) gives the same).
+        let logits = Tensor::new(&[[1.0f32, 2.0, 3.0]], &Device::Cpu).unwrap();
+        let got: f32 = smoothed_classification_loss(&logits, &[2], 0.1)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!((got - 0.507_606).abs() < 1e-5, "{got}");
+        // One logit 0.5, label 1 smoothed by 0.2 to 0.9:
+        // 0.5 - 0.45 + ln(1 + e^-0.5) = 0.524077.
+        let logit = Tensor::new(&[[0.5f32]], &Device::Cpu).unwrap();
+        let got: f32 = smoothed_classification_loss(&logit, &[1], 0.2)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!((got - 0.524_077).abs() < 1e-5, "{got}");
     }
 
     #[test]

@@ -189,6 +189,10 @@ pub struct TrainConfig {
     /// stores in its config.toml, so that eval, predict and listen apply
     /// the same. Default: per batch (seed 001).
     pub normalization: NormalizationSetting,
+    /// Label smoothing of the training loss, in [0, 1): the label's target
+    /// is `1 - eps + eps / classes`, every other class's `eps / classes`
+    /// (validation and test losses are not smoothed). Default: 0.
+    pub label_smoothing: f64,
     /// Seed of initialisation, shuffling, augmentation and dropout. Default: 0.
     pub seed: u64,
     /// Worker threads; 0 uses every core. Default: 0.
@@ -210,6 +214,7 @@ impl Default for TrainConfig {
             grad_clip: None,
             early_stopping: None,
             normalization: NormalizationSetting::Fixed(Normalization::PerBatch),
+            label_smoothing: 0.0,
             seed: 0,
             threads: 0,
             save_every: None,
@@ -360,6 +365,12 @@ impl ExperimentConfig {
 
     /// Rules between sections that their types cannot hold.
     fn check(&self) -> std::result::Result<(), String> {
+        let eps = self.train.label_smoothing;
+        if !(0.0..1.0).contains(&eps) {
+            return Err(format!(
+                "train.label_smoothing must be in [0, 1), got {eps}"
+            ));
+        }
         if self.data.ignore_folds && self.data.fold.is_some() {
             return Err(
                 "data.fold names a test fold, but data.ignore_folds = true splits by \

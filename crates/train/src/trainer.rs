@@ -8,7 +8,7 @@ use std::time::Instant;
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use hark_data::{Batch, Loader, write_atomic};
-use hark_models::{Model, class_probabilities, classification_loss};
+use hark_models::{Model, class_probabilities, classification_loss, smoothed_classification_loss};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{load_checkpoint, save_checkpoint};
@@ -307,7 +307,8 @@ impl<'a> Trainer<'a> {
         let logits =
             self.model
                 .forward_masked(&batch_tensor(batch)?, Some(&batch.lengths), true)?;
-        let loss = classification_loss(&logits, &batch.labels)?;
+        let loss =
+            smoothed_classification_loss(&logits, &batch.labels, self.config.label_smoothing)?;
         let value: f32 = loss.to_scalar()?;
         if !value.is_finite() {
             return Err(Error::NonFinite {

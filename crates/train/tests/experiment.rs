@@ -323,4 +323,13 @@ fn ignoring_the_folds_splits_at_random_by_ratio_as_seed_001_does() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("data.ignore_folds"), "{err}");
+    for bad in ["1.0", "-0.1", "nan"] {
+        let err = with(tmp.path(), &[&format!("train.label_smoothing={bad}")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train.label_smoothing must be in [0, 1)"),
+            "{err}"
+        );
+    }
 }
