@@ -74,7 +74,8 @@ pub fn overfit_one_batch(
     train.schedule = ScheduleConfig::default();
     train.epochs = steps.max(1);
     let mut trainer = Trainer::new(&model, &train, 1)?;
-    let mut losses = Vec::with_capacity(steps);
+    // Grown as steps run: `steps` is a flag, not a size to allocate up front.
+    let mut losses = Vec::new();
     for i in 0..steps {
         let loss = trainer.step(&batch, 0, i)?.0;
         losses.push(loss);

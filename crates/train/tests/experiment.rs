@@ -71,13 +71,7 @@ optimizer = {{ kind = "adam", lr = 3e-3 }}
 #[test]
 fn cross_validation_writes_every_fold_and_a_summary_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
-    let synth = SynthConfig {
-        clips: 60,
-        folds: 3,
-        max_seconds: 1.0,
-        seed: 3,
-    };
-    generate_urban_synth(&tmp.path().join("corpus"), &synth).unwrap();
+    corpus(tmp.path());
     let config = config(tmp.path());
     let prepared = prepare(&config, &NoProgress).unwrap();
     assert_eq!(prepared.folds(), [1, 2, 3]);
