@@ -18,11 +18,22 @@ use crate::{
 pub struct AudioCnnConfig {
     /// Dropout before the classifier. Default: 0 (the seed has none).
     pub dropout: f64,
+    /// Channel multiplier: the blocks have 8, 16, 32 and 64 times `width`
+    /// channels (the compute grows with its square). Default: 1 (the seed).
+    #[serde(skip_serializing_if = "is_one")]
+    pub width: usize,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl Default for AudioCnnConfig {
     fn default() -> Self {
-        Self { dropout: 0.0 }
+        Self {
+            dropout: 0.0,
+            width: 1,
+        }
     }
 }
 
@@ -54,12 +65,20 @@ impl AudioCnn {
         input: InputShape,
         vb: VarBuilder,
     ) -> Result<Self> {
+        let w = config.width;
+        if w == 0 || w > 64 {
+            return Err(Error::Spec {
+                field: "width",
+                rule: "must be in 1..=64",
+                got: w.to_string(),
+            });
+        }
         let dropout_rng = DropoutRng::default();
         let plan = [
-            (input.channels, 8, 5, 2),
-            (8, 16, 3, 1),
-            (16, 32, 3, 1),
-            (32, 64, 3, 1),
+            (input.channels, 8 * w, 5, 2),
+            (8 * w, 16 * w, 3, 1),
+            (16 * w, 32 * w, 3, 1),
+            (32 * w, 64 * w, 3, 1),
         ];
         let blocks = plan
             .iter()
@@ -90,7 +109,7 @@ impl AudioCnn {
             input,
             blocks,
             dropout: dropout(config.dropout, &dropout_rng)?,
-            lin: linear(64, n_classes, vb.pp("lin"))?,
+            lin: linear(64 * w, n_classes, vb.pp("lin"))?,
         })
     }
 }

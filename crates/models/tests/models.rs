@@ -111,6 +111,18 @@ fn parameter_counts_equal_the_reference_models() {
             10,
             25_602,
         ),
+        // Twice as wide, counted by hand: convs 2*16*25 + 16, 16*32*9 + 32,
+        // 32*64*9 + 64 and 64*128*9 + 128, their norms 2 per channel, lin
+        // 128*10 + 10.
+        (
+            ModelSpec::AudioCnn(AudioCnnConfig {
+                width: 2,
+                ..Default::default()
+            }),
+            shape(2, 64, 344),
+            10,
+            816 + 4_640 + 18_496 + 73_856 + 2 * (16 + 32 + 64 + 128) + 1_290,
+        ),
         (
             ModelSpec::Crnn(Default::default()),
             shape(1, 128, 173),
@@ -291,13 +303,24 @@ fn bad_inputs_are_errors_that_say_what_was_expected() {
         .to_string();
     assert!(err.contains("exactly 32 frames"), "{err}");
     let err = Model::new(
-        &ModelSpec::AudioCnn(AudioCnnConfig { dropout: 1.5 }),
+        &ModelSpec::AudioCnn(AudioCnnConfig {
+            dropout: 1.5,
+            ..Default::default()
+        }),
         10,
         shape(2, 64, 40),
         0,
     )
     .unwrap_err();
     assert!(err.to_string().contains("dropout"), "{err}");
+    for width in [0, 65] {
+        let spec = ModelSpec::AudioCnn(AudioCnnConfig {
+            width,
+            ..Default::default()
+        });
+        let err = Model::new(&spec, 10, shape(2, 64, 40), 0).unwrap_err();
+        assert!(err.to_string().contains("width"), "{err}");
+    }
     assert!(Model::new(&ModelSpec::default(), 1, shape(2, 64, 40), 0).is_err());
 }
 

@@ -193,6 +193,11 @@ pub struct TrainConfig {
     /// is `1 - eps + eps / classes`, every other class's `eps / classes`
     /// (validation and test losses are not smoothed). Default: 0.
     pub label_smoothing: f64,
+    /// Mixup: each training batch is blended with a shuffled copy of
+    /// itself, `x = l a + (1 - l) b` with `l ~ Beta(alpha, alpha)` drawn per
+    /// batch (the larger of `l` and `1 - l`, so `a` leads), and its loss is
+    /// `l L(a) + (1 - l) L(b)`. This is `alpha`; 0 is off. Default: 0.
+    pub mixup: f64,
     /// Seed of initialisation, shuffling, augmentation and dropout. Default: 0.
     pub seed: u64,
     /// Worker threads; 0 uses every core. Default: 0.
@@ -215,6 +220,7 @@ impl Default for TrainConfig {
             early_stopping: None,
             normalization: NormalizationSetting::Fixed(Normalization::PerBatch),
             label_smoothing: 0.0,
+            mixup: 0.0,
             seed: 0,
             threads: 0,
             save_every: None,
@@ -369,6 +375,12 @@ impl ExperimentConfig {
         if !(0.0..1.0).contains(&eps) {
             return Err(format!(
                 "train.label_smoothing must be in [0, 1), got {eps}"
+            ));
+        }
+        let alpha = self.train.mixup;
+        if !(alpha.is_finite() && alpha >= 0.0) {
+            return Err(format!(
+                "train.mixup must be a finite alpha >= 0 (0: off), got {alpha}"
             ));
         }
         if self.data.ignore_folds && self.data.fold.is_some() {

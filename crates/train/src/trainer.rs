@@ -7,8 +7,11 @@ use std::time::Instant;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
-use hark_data::{Batch, Loader, write_atomic};
+use hark_data::{Batch, Loader, example_rng, write_atomic};
 use hark_models::{Model, class_probabilities, classification_loss, smoothed_classification_loss};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_distr::{Beta, Distribution};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{load_checkpoint, save_checkpoint};
@@ -92,6 +95,38 @@ pub fn batch_tensor(batch: &Batch) -> Result<Tensor> {
         batch.shape.to_vec(),
         &Device::Cpu,
     )?)
+}
+
+/// Salt of the mixup generator's seed, so that its draws are not those of
+/// the example augmentations.
+const MIXUP_STREAM: u64 = 0x6d69_7875_705f_7631;
+
+/// Blends `batch` with a shuffled copy of itself: returns the mixed batch
+/// (each length the longer of the pair's), the weight `l` of the original
+/// examples (`l >= 0.5`, drawn from Beta(`alpha`, `alpha`)) and the labels
+/// of their partners.
+fn mixup(batch: &Batch, alpha: f64, rng: &mut impl Rng) -> Result<(Batch, f64, Vec<usize>)> {
+    let beta = Beta::new(alpha, alpha).map_err(|e| Error::Config {
+        field: "train.mixup",
+        rule: "must be a finite alpha > 0",
+        got: format!("{alpha} ({e})"),
+    })?;
+    let lambda: f64 = beta.sample(rng);
+    let lambda = lambda.max(1.0 - lambda);
+    let mut order: Vec<usize> = (0..batch.labels.len()).collect();
+    order.shuffle(rng);
+    let size = batch.shape[1..].iter().product::<usize>();
+    let mut mixed = batch.clone();
+    let (wa, wb) = (lambda as f32, (1.0 - lambda) as f32);
+    for (k, &j) in order.iter().enumerate() {
+        let b = &batch.data[j * size..(j + 1) * size];
+        for (x, &y) in mixed.data[k * size..(k + 1) * size].iter_mut().zip(b) {
+            *x = wa * *x + wb * y;
+        }
+        mixed.lengths[k] = batch.lengths[k].max(batch.lengths[j]);
+    }
+    let partners = order.iter().map(|&j| batch.labels[j]).collect();
+    Ok((mixed, lambda, partners))
 }
 
 /// Runs `model` in eval mode over every batch of `loader` (epoch 0 of a
@@ -304,11 +339,24 @@ impl<'a> Trainer<'a> {
     /// One optimisation step on `batch` (step `i` of `epoch`): its loss and
     /// how many of its examples the model got right before the step.
     pub(crate) fn step(&mut self, batch: &Batch, epoch: usize, i: usize) -> Result<(f32, usize)> {
-        let logits =
-            self.model
-                .forward_masked(&batch_tensor(batch)?, Some(&batch.lengths), true)?;
-        let loss =
-            smoothed_classification_loss(&logits, &batch.labels, self.config.label_smoothing)?;
+        let eps = self.config.label_smoothing;
+        let (logits, loss) = if self.config.mixup > 0.0 {
+            let mut rng = example_rng(self.config.seed ^ MIXUP_STREAM, epoch as u64, i as u64);
+            let (mixed, lambda, partners) = mixup(batch, self.config.mixup, &mut rng)?;
+            let logits =
+                self.model
+                    .forward_masked(&batch_tensor(&mixed)?, Some(&mixed.lengths), true)?;
+            let a = smoothed_classification_loss(&logits, &batch.labels, eps)?;
+            let b = smoothed_classification_loss(&logits, &partners, eps)?;
+            let loss = ((a * lambda)? + (b * (1.0 - lambda))?)?;
+            (logits, loss)
+        } else {
+            let logits =
+                self.model
+                    .forward_masked(&batch_tensor(batch)?, Some(&batch.lengths), true)?;
+            let loss = smoothed_classification_loss(&logits, &batch.labels, eps)?;
+            (logits, loss)
+        };
         let value: f32 = loss.to_scalar()?;
         if !value.is_finite() {
             return Err(Error::NonFinite {
@@ -468,5 +516,43 @@ mod threshold_tests {
         // Already separated at 0.5: 0.5 itself wins the tie.
         assert_eq!(choose_threshold(&eval(&[(0, 0.1), (1, 0.9)])), 0.5);
         assert_eq!(choose_threshold(&eval(&[])), 0.5);
+    }
+}
+
+#[cfg(test)]
+mod mixup_tests {
+    use super::*;
+
+    #[test]
+    fn a_mixed_batch_blends_each_example_with_its_partner() {
+        // Three examples of 1x1x2 values; the third is one frame long.
+        let batch = Batch {
+            data: vec![1.0, 2.0, 10.0, 20.0, 100.0, 0.0],
+            shape: [3, 1, 1, 2],
+            labels: vec![0, 1, 2],
+            lengths: vec![2, 2, 1],
+            indices: vec![0, 1, 2],
+        };
+        let draw = |seed| mixup(&batch, 0.4, &mut example_rng(seed, 0, 0)).unwrap();
+        for seed in 0..20 {
+            let (mixed, l, partners) = draw(seed);
+            assert!((0.5..=1.0).contains(&l), "{l}");
+            for (k, &p) in partners.iter().enumerate() {
+                let j = batch.labels.iter().position(|&c| c == p).unwrap();
+                for v in 0..2 {
+                    let want =
+                        l as f32 * batch.data[2 * k + v] + (1.0 - l) as f32 * batch.data[2 * j + v];
+                    assert!((mixed.data[2 * k + v] - want).abs() < 1e-4);
+                }
+                assert_eq!(mixed.lengths[k], batch.lengths[k].max(batch.lengths[j]));
+            }
+            // A permutation of the batch, and the same for the same generator.
+            let mut sorted = partners.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2]);
+            assert_eq!(draw(seed).0.data, mixed.data);
+        }
+        // The weights vary with the generator.
+        assert_ne!(draw(0).1, draw(1).1);
     }
 }

@@ -326,4 +326,10 @@ fn ignoring_the_folds_splits_at_random_by_ratio_as_seed_001_does() {
             "{err}"
         );
     }
+    for bad in ["-0.2", "nan", "inf"] {
+        let err = with(tmp.path(), &[&format!("train.mixup={bad}")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("train.mixup must be a finite alpha"), "{err}");
+    }
 }
