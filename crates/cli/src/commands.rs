@@ -67,7 +67,7 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
                 match hark_data::inspect_audio(f) {
                     Ok(i) => writeln!(
                         out,
-                        "{}: {:?}{}, {} Hz, {} bit, {} channel(s), {} frames, {:.3} s",
+                        "{}: {}{}, {} Hz, {} bit, {} channel(s), {} frames, {:.3} s",
                         f.display(),
                         i.codec,
                         if i.extensible { " (extensible)" } else { "" },
@@ -224,6 +224,12 @@ fn prepared(config: &ExperimentConfig, bars: bool) -> Result<Prepared> {
     for s in &p.skipped {
         tracing::warn!("skipped {}: {}", s.path.display(), s.reason);
     }
+    if let Some(e) = &p.cache_error {
+        tracing::warn!("the feature cache cannot be written, going on without it: {e}");
+    }
+    if p.cache_corrupt > 0 {
+        tracing::debug!("{} corrupt cache entries computed again", p.cache_corrupt);
+    }
     tracing::info!(
         "{} examples in {} classes ({} features from the cache, {} files skipped)",
         p.dataset.examples.len(),
@@ -359,6 +365,16 @@ fn top_text(top: &[(&str, f32)]) -> String {
     list.join(", ")
 }
 
+/// `error`'s message, led by `file` unless it names the file already.
+fn naming(file: &std::path::Path, error: &impl std::fmt::Display) -> String {
+    let (name, msg) = (file.display().to_string(), error.to_string());
+    if msg.contains(&name) {
+        msg
+    } else {
+        format!("{name}: {msg}")
+    }
+}
+
 /// One file's prediction; `-` is a WAV stream on standard input.
 fn predict_one(
     predictor: &Predictor,
@@ -369,7 +385,7 @@ fn predict_one(
     }
     let mut stdin = hark_data::PcmStream::open(std::io::stdin(), file, None)?;
     let rate = stdin.format().rate;
-    let mut p = predictor.predict_stream(rate, |chunk| Ok(stdin.read_mono(chunk)?))?;
+    let mut p = predictor.predict_stream(file, rate, |chunk| Ok(stdin.read_mono(chunk)?))?;
     p.warnings = stdin.warnings();
     Ok(p)
 }
@@ -387,10 +403,10 @@ fn predict(run: &RunDir, args: &PredictArgs, out: &mut impl Write) -> Result<()>
             Ok(p) => p,
             Err(e) if !args.strict => {
                 failed += 1;
-                tracing::error!("{}: {e}", file.display());
+                tracing::error!("{}", naming(file, &e));
                 continue;
             }
-            Err(e) => return Err(anyhow::Error::new(e).context(file.display().to_string())),
+            Err(e) => return Err(anyhow::anyhow!(naming(file, &e))),
         };
         p.warnings.iter().for_each(|w| tracing::warn!("{w}"));
         for w in &p.windows {

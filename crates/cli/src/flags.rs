@@ -17,7 +17,7 @@ pub struct Flags {
     #[command(subcommand)]
     pub command: Command,
     /// Worker threads (0: every core).
-    #[arg(long, global = true, default_value_t = 0)]
+    #[arg(long, global = true, default_value_t = 0, value_parser = count::<0, 1024>)]
     pub threads: usize,
     /// More log output (-v: debug, -vv: trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -136,19 +136,19 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Clips to write (default: 1000 urban slices, or 1200 event clips).
-        #[arg(long)]
+        #[arg(long, value_parser = count::<1, 1_000_000>)]
         clips: Option<usize>,
         /// Folds (urban).
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
         folds: u32,
         /// Longest slice in seconds (urban).
-        #[arg(long, default_value_t = 4.0)]
+        #[arg(long, default_value_t = 4.0, value_parser = seconds)]
         max_seconds: f64,
         /// Long recordings (events).
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = count::<1, 10_000>)]
         recordings: usize,
         /// Seconds per long recording (events).
-        #[arg(long, default_value_t = 60.0)]
+        #[arg(long, default_value_t = 60.0, value_parser = seconds)]
         recording_seconds: f64,
         /// Seed: the same seed writes the same corpus.
         #[arg(long, default_value_t = 0)]
@@ -319,7 +319,7 @@ pub enum Inspect {
         #[command(flatten)]
         config: ConfigArgs,
         /// Classes (default: the dataset's).
-        #[arg(long)]
+        #[arg(long, value_parser = count::<2, 100_000>)]
         classes: Option<usize>,
     },
 }
@@ -342,4 +342,24 @@ pub enum Dataset {
     Urbansound8k,
     /// ESC-50 (600 MB, 5 folds).
     Esc50,
+}
+
+/// A count in `LO..=HI`, for the flags that size work or memory.
+fn count<const LO: usize, const HI: usize>(text: &str) -> Result<usize, String> {
+    let n: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if (LO..=HI).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("must be in {LO}..={HI}, got {n}"))
+    }
+}
+
+/// A length of synthetic audio in seconds: more than 0, at most 600.
+fn seconds(text: &str) -> Result<f64, String> {
+    let s: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if s > 0.0 && s <= 600.0 {
+        Ok(s)
+    } else {
+        Err(format!("must be in (0, 600] seconds, got {s}"))
+    }
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Dataset, Example, LoadOptions};
-use crate::error::Result;
+use crate::dataset::{Dataset, Example, LoadOptions, check_inside_root};
+use crate::error::{DataError, Result};
 use crate::manifest::Manifest;
 
 /// Column names of an annotation CSV (a config's `data.columns`, e.g.
@@ -77,7 +77,10 @@ pub fn load_annotations(
                 .expect("label is a class");
             Example::new(audio_dir.join(name), label, group)
         })
-        .collect();
+        .collect::<Vec<_>>();
+    check_inside_root(&examples, audio_dir, options, |i, reason| {
+        DataError::manifest(csv, Some(i + 1), Some(&columns.file), reason)
+    })?;
     Dataset {
         kind: "annotations".into(),
         classes,

@@ -126,7 +126,7 @@ fn open_compressed(bytes: Vec<u8>, path: &Path) -> Result<Compressed> {
         )
         .map_err(|e| DataError::UnsupportedCodec {
             path: path.to_path_buf(),
-            codec: format!("a format symphonia does not recognise ({e})"),
+            codec: format!("(not WAV, FLAC, MP3, Ogg Vorbis or AAC: {e})"),
         })?;
     let track = reader
         .default_track(TrackType::Audio)

@@ -83,9 +83,63 @@ pub struct LoadOptions {
     /// Fail on the first missing or unreadable file instead of skipping it.
     /// Default: false.
     pub strict: bool,
+    /// Let a manifest list files outside the dataset root. Default: false.
+    pub allow_outside_root: bool,
     /// The column names of an annotation CSV (the `csv` layout). Default:
     /// `file` and `label`.
     pub columns: crate::AnnotationColumns,
+}
+
+/// Refuses, unless `options` allow it, the first of `examples` whose file
+/// leads out of `root` (after following symlinks; a path that does not
+/// exist is judged by its components): `error` makes the error of example
+/// `i` from the reason.
+///
+/// # Errors
+/// The one `error` makes.
+pub(crate) fn check_inside_root(
+    examples: &[Example],
+    root: &Path,
+    options: &LoadOptions,
+    error: impl Fn(usize, String) -> DataError,
+) -> Result<()> {
+    if options.allow_outside_root {
+        return Ok(());
+    }
+    let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| lexical(p));
+    let inside = real(root);
+    for (i, e) in examples.iter().enumerate() {
+        let to = real(&e.path);
+        if !to.starts_with(&inside) {
+            return Err(error(
+                i,
+                format!(
+                    "{} leads to {}, outside the dataset root {} (data.allow_outside_root = \
+                     true allows it)",
+                    e.path.display(),
+                    to.display(),
+                    inside.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `path` made absolute with `.` and `..` resolved by name.
+fn lexical(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 impl Dataset {
@@ -139,19 +193,36 @@ impl Dataset {
             });
             self.classes = keep.clone();
         }
-        let (present, missing): (Vec<_>, Vec<_>) =
-            self.examples.into_iter().partition(|e| e.path.is_file());
-        self.examples = present;
+        let mut missing = Vec::new();
+        self.examples.retain(|e| match std::fs::metadata(&e.path) {
+            Ok(m) if m.is_file() => true,
+            Ok(_) => {
+                missing.push((
+                    e.path.clone(),
+                    "listed in the manifest, but not a file".into(),
+                ));
+                false
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                missing.push((e.path.clone(), "listed in the manifest but missing".into()));
+                false
+            }
+            Err(err) => {
+                missing.push((e.path.clone(), format!("listed in the manifest: {err}")));
+                false
+            }
+        });
         if !missing.is_empty() && options.strict {
             return Err(DataError::BadFiles {
                 count: missing.len(),
-                first: missing.iter().take(5).map(|e| e.path.clone()).collect(),
+                first: missing.iter().take(5).map(|(p, _)| p.clone()).collect(),
             });
         }
-        self.skipped.extend(missing.into_iter().map(|e| Skipped {
-            path: e.path,
-            reason: "listed in the manifest but missing".into(),
-        }));
+        self.skipped.extend(
+            missing
+                .into_iter()
+                .map(|(path, reason)| Skipped { path, reason }),
+        );
         if self.examples.is_empty() {
             return Err(DataError::manifest(
                 root,
@@ -202,7 +273,10 @@ pub(crate) fn classes_from_ids(
             manifest.path(),
             Some(row),
             Some(id_column),
-            format!("ids must run 0..n without gaps, found {id} where {pos} was expected"),
+            format!(
+                "ids must run 0..n without gaps, found {id} where {pos} was expected (to \
+                 train on some of the classes, keep their rows and list them in data.classes)"
+            ),
         ));
     }
     Ok(by_id

@@ -2,7 +2,8 @@
 //! through the cache, reporting progress through a trait, skipping (or,
 //! under `strict`, failing on) bad files.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use hark_dsp::ResamplerCache;
 use rayon::prelude::*;
@@ -39,6 +40,9 @@ pub struct Extracted {
     pub corrupt: usize,
     /// Files that could not be processed, with the reason.
     pub failed: Vec<Skipped>,
+    /// Why the cache could not be written, if it could not: the features
+    /// are computed all the same, and no more stores are tried.
+    pub cache_error: Option<String>,
 }
 
 enum Outcome {
@@ -52,8 +56,8 @@ enum Outcome {
 ///
 /// # Errors
 /// With `strict`, the first file that fails; otherwise failures are listed
-/// in [`Extracted::failed`]. A cache entry that cannot be written is always
-/// an error (the features are fine, but the run's promise to cache is not).
+/// in [`Extracted::failed`]. A cache that cannot be written is not an
+/// error: the run goes on without it ([`Extracted::cache_error`]).
 pub fn extract_all(
     dataset: &Dataset,
     extractor: &FeatureExtractor,
@@ -64,6 +68,7 @@ pub fn extract_all(
 ) -> Result<Extracted> {
     let total = dataset.examples.len();
     let done = AtomicUsize::new(0);
+    let (cache_failed, cache_error) = (AtomicBool::new(false), Mutex::new(None));
     let outcomes: Vec<Result<Outcome>> = dataset
         .examples
         .par_iter()
@@ -76,8 +81,12 @@ pub fn extract_all(
                 };
                 match extractor.extract_stage(example, stage, resamplers) {
                     Ok(features) => {
-                        if let Some(c) = cache {
-                            c.store(example, stage, &features)?;
+                        if let Some(c) = cache.filter(|_| !cache_failed.load(Ordering::Relaxed)) {
+                            if let Err(e) = c.store(example, stage, &features) {
+                                cache_failed.store(true, Ordering::Relaxed);
+                                let mut first = cache_error.lock().expect("not poisoned");
+                                first.get_or_insert_with(|| e.to_string());
+                            }
                         }
                         Ok(Outcome::Computed(features, corrupt))
                     }
@@ -92,7 +101,10 @@ pub fn extract_all(
             outcome
         })
         .collect();
-    let mut out = Extracted::default();
+    let mut out = Extracted {
+        cache_error: cache_error.into_inner().expect("not poisoned"),
+        ..Default::default()
+    };
     for outcome in outcomes {
         match outcome? {
             Outcome::Hit(f) => {

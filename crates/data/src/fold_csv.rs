@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::dataset::{Dataset, Example, LoadOptions, classes_from_ids};
+use crate::dataset::{Dataset, Example, LoadOptions, check_inside_root, classes_from_ids};
 use crate::error::{DataError, Result};
 use crate::manifest::Manifest;
 
@@ -143,16 +143,12 @@ fn load(
     subset_ids.dedup();
     let relabel = |id: usize| subset_ids.binary_search(&id).expect("id of a kept row");
     let ids_kept: Vec<usize> = rows.iter().map(|&i| relabel(ids[i])).collect();
-    let names_kept: Vec<String> = rows.iter().map(|&i| names[i].clone()).collect();
-    let classes = if keep.is_some() {
-        // Row numbers in errors must stay the file's, so check the full columns first.
-        classes_from_ids(&manifest, layout.id, &ids, &names)?;
-        subset_ids
-            .iter()
-            .map(|&id| names[ids.iter().position(|&x| x == id).expect("present")].clone())
-            .collect()
-    } else {
-        classes_from_ids(&manifest, layout.id, &ids_kept, &names_kept)?
+    // Row numbers in errors must stay the file's, so check the full columns
+    // first: ids with a gap are an error, not renumbered without a word.
+    let all = classes_from_ids(&manifest, layout.id, &ids, &names)?;
+    let classes = match keep {
+        Some(_) => subset_ids.iter().map(|&id| all[id].clone()).collect(),
+        None => all,
     };
     let examples = rows
         .iter()
@@ -165,7 +161,15 @@ fn load(
             split: None,
             span: None,
         })
-        .collect();
+        .collect::<Vec<_>>();
+    check_inside_root(&examples, root, options, |i, reason| {
+        DataError::manifest(
+            manifest.path(),
+            Some(rows[i] + 1),
+            Some(layout.file),
+            reason,
+        )
+    })?;
     Dataset {
         kind: layout.kind.into(),
         classes,

@@ -78,7 +78,7 @@ pub use folders::{
 pub use fsutil::write_atomic;
 pub use loader::{Batch, Batches, Loader, LoaderConfig, Normalization, band_stats, dataset_stats};
 pub use pcm_stream::{AudioFile, PcmFormat, PcmStream, SampleFormat};
-pub use riff::{Codec, WavInfo, inspect};
+pub use riff::{Codec, MAX_CHANNELS, SAMPLE_RATES, WavInfo, inspect};
 pub use speakers::{PHASE_MAP, load_speakers, read_phase_map, write_phase_map};
 pub use split::{
     Split, SplitRatios, fold_split, random_split, speaker_split, stratified_split,

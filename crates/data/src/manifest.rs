@@ -13,6 +13,41 @@ pub(crate) struct Manifest {
     df: DataFrame,
 }
 
+/// The error of a CSV polars cannot parse: the row of a quote that never
+/// closes when there is one, and polars' reason cut short (it may quote
+/// the whole file).
+fn unreadable(path: &Path, reason: &str) -> DataError {
+    let text = std::fs::read(path).unwrap_or_default();
+    let mut short: String = reason.chars().take(160).collect();
+    if short.len() < reason.len() {
+        short.push_str("...");
+    }
+    match unclosed_quote_line(&text) {
+        Some(line) => DataError::manifest(
+            path,
+            line.checked_sub(1),
+            None,
+            format!("a quote opened on line {line} never closes (unreadable CSV: {short})"),
+        ),
+        None => DataError::manifest(path, None, None, format!("unreadable CSV: {short}")),
+    }
+}
+
+/// The 1-based line on which a quoted field opens that the file never
+/// closes.
+fn unclosed_quote_line(text: &[u8]) -> Option<usize> {
+    let (mut line, mut opened) = (1, None);
+    for &b in text {
+        match (b, opened) {
+            (b'"', None) => opened = Some(line),
+            (b'"', Some(_)) => opened = None,
+            (b'\n', _) => line += 1,
+            _ => {}
+        }
+    }
+    opened
+}
+
 impl Manifest {
     /// Reads `path`; every column is kept as text.
     pub(crate) fn read(path: &Path) -> Result<Self> {
@@ -29,7 +64,7 @@ impl Manifest {
             .with_infer_schema_length(Some(0))
             .try_into_reader_with_file_path(Some(path.to_path_buf()))
             .and_then(|r| r.finish())
-            .map_err(|e| DataError::manifest(path, None, None, format!("unreadable CSV: {e}")))?;
+            .map_err(|e| unreadable(path, &e.to_string()))?;
         Ok(Self {
             path: path.to_path_buf(),
             df,
@@ -170,5 +205,20 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_of_a_quote_that_never_closes_is_found() {
+        assert_eq!(unclosed_quote_line(b"a,b\n\"x,1\n2,3\n"), Some(2));
+        assert_eq!(
+            unclosed_quote_line(b"a,b\n\"x \"\"y\"\"\",1\n\"z\n"),
+            Some(3)
+        );
+        assert_eq!(unclosed_quote_line(b"a,b\n\"x\",1\n"), None);
     }
 }

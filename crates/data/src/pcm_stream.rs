@@ -405,6 +405,9 @@ fn read_wav_header<R: Read>(reader: &mut R, name: &Path) -> Result<(PcmFormat, O
         let len = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
         match &chunk[..4] {
             b"fmt " => {
+                if fmt.is_some() {
+                    return Err(not_wav("two fmt chunks".into()));
+                }
                 if !(16..=1024).contains(&len) {
                     return Err(not_wav(format!("fmt chunk of {len} bytes")));
                 }

@@ -78,6 +78,15 @@ impl WavInfo {
     }
 }
 
+/// The most channels a WAV file may have: more is a broken or hostile
+/// header (a frame of 65,535 channels is 128 KiB).
+pub const MAX_CHANNELS: u16 = 64;
+
+/// The sample rates hark reads, in Hz: below 1 kHz a clip resampled to a
+/// model's rate grows by more than 44 times; above 1.536 MHz is beyond any
+/// audio (bat recorders use up to 500 kHz).
+pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1_000..=1_536_000;
+
 const KSDATAFORMAT_SUBTYPE_TAIL: [u8; 14] = [
     0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b, 0x71,
 ];
@@ -124,6 +133,9 @@ pub(crate) fn scan<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<WavInf
         pos += 8;
         match &id {
             b"fmt " => {
+                if fmt.is_some() {
+                    return Err(not_wav("two fmt chunks"));
+                }
                 if !(16..=1024).contains(&len) {
                     return Err(not_wav(&format!("fmt chunk of {len} bytes")));
                 }
@@ -188,11 +200,17 @@ pub(crate) fn parse_fmt(
     let sample_rate = u32_at(4);
     let block_align = u16_at(12);
     let bits_per_sample = u16_at(14);
-    if channels == 0 {
-        return Err("fmt chunk declares 0 channels".into());
+    if !(1..=MAX_CHANNELS).contains(&channels) {
+        return Err(format!(
+            "fmt chunk declares {channels} channels (hark reads 1 to {MAX_CHANNELS})"
+        ));
     }
-    if sample_rate == 0 {
-        return Err("fmt chunk declares a sample rate of 0".into());
+    if !SAMPLE_RATES.contains(&sample_rate) {
+        return Err(format!(
+            "fmt chunk declares a sample rate of {sample_rate} Hz (hark reads {} to {} Hz)",
+            SAMPLE_RATES.start(),
+            SAMPLE_RATES.end()
+        ));
     }
     if block_align == 0 {
         return Err("fmt chunk declares a block align of 0".into());
@@ -226,7 +244,17 @@ pub(crate) fn parse_fmt(
     let frames = match codec {
         Codec::MsAdpcm | Codec::ImaAdpcm => {
             let per_block = adpcm_frames_per_block(codec, fmt, block_align, channels)?;
-            fact_frames.unwrap_or(data_len / block_align as u64 * per_block)
+            // A fact chunk says how many frames the blocks hold (the last
+            // may be padded or cut short), but never more than they can.
+            let align = block_align as u64;
+            match fact_frames {
+                Some(f) => f.min(data_len.div_ceil(align) * per_block),
+                None => data_len / align * per_block,
+            }
+        }
+        Codec::Pcm | Codec::Float => {
+            check_sample_layout(codec, bits_per_sample, block_align, channels)?;
+            data_len / block_align as u64
         }
         _ => data_len / block_align as u64,
     };
@@ -267,10 +295,45 @@ fn adpcm_frames_per_block(
             "block align {align} cannot hold the {header}-byte headers of {ch} channels"
         ));
     };
+    let most = body * 2 / ch + extra;
     if fmt.len() >= 20 {
-        return Ok(u16::from_le_bytes([fmt[18], fmt[19]]) as u64);
+        let declared = u16::from_le_bytes([fmt[18], fmt[19]]) as u64;
+        if !(1..=most).contains(&declared) {
+            return Err(format!(
+                "fmt chunk declares {declared} frames per block, but a block of {align} \
+                 bytes for {ch} channels holds 1 to {most}"
+            ));
+        }
+        return Ok(declared);
     }
-    Ok(body * 2 / ch + extra)
+    Ok(most)
+}
+
+/// Checks that PCM or float samples have a width hark decodes and that a
+/// block is one frame of them.
+fn check_sample_layout(
+    codec: Codec,
+    bits: u16,
+    block_align: u16,
+    channels: u16,
+) -> std::result::Result<(), String> {
+    let widths: &[u16] = match codec {
+        Codec::Float => &[32, 64],
+        _ => &[8, 16, 24, 32],
+    };
+    if !widths.contains(&bits) {
+        return Err(format!(
+            "{codec} samples of {bits} bits (hark reads {widths:?} bits)"
+        ));
+    }
+    let frame = channels as u32 * (bits / 8) as u32;
+    if block_align as u32 != frame {
+        return Err(format!(
+            "block align {block_align} for {channels} channels of {bits} bits (a frame is \
+             {frame} bytes)"
+        ));
+    }
+    Ok(())
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.

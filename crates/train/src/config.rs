@@ -79,6 +79,11 @@ pub struct DataConfig {
     pub classes: Option<Vec<String>>,
     /// Fail on the first unreadable file instead of skipping it. Default: false.
     pub strict: bool,
+    /// Let a manifest list files outside the dataset root (`../x.wav`, an
+    /// absolute path, a symlink leading out). Default: false, an error
+    /// naming the row.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_outside_root: bool,
     /// Cut every file into windows of this many seconds (seed 003). Default: none.
     pub chunk_seconds: Option<f64>,
     /// Feature cache directory. Default: `<path>/.hark-cache`.
@@ -94,6 +99,7 @@ impl DataConfig {
         LoadOptions {
             classes: self.classes.clone(),
             strict: self.strict,
+            allow_outside_root: self.allow_outside_root,
             columns: self.columns.clone(),
         }
     }
@@ -110,6 +116,7 @@ impl Default for DataConfig {
             ignore_folds: false,
             classes: None,
             strict: false,
+            allow_outside_root: false,
             chunk_seconds: None,
             cache_dir: None,
             columns: AnnotationColumns::default(),
@@ -163,6 +170,33 @@ pub enum Validation {
     /// No validation set: what would have validated trains, and the final
     /// weights are the run's (nothing to choose a best epoch or stop by).
     None,
+}
+
+/// The longest clip or chunk, in seconds: a fixed duration sizes every
+/// example's buffer (10 minutes of 48 kHz stereo is 220 MB as f32).
+pub const MAX_DURATION: f64 = 600.0;
+/// The largest STFT size (and hop).
+pub const MAX_N_FFT: usize = 65_536;
+/// The most epochs a run may ask for.
+pub const MAX_EPOCHS: usize = 100_000;
+/// The largest batch.
+pub const MAX_BATCH: usize = 65_536;
+/// The most worker threads.
+pub const MAX_THREADS: usize = 1_024;
+
+/// `key`'s `value` unless it is outside `lo..=hi` (or NaN): the error names
+/// all three.
+fn within<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    lo: T,
+    hi: T,
+) -> std::result::Result<(), String> {
+    if value >= lo && value <= hi {
+        Ok(())
+    } else {
+        Err(format!("{key} must be in {lo}..={hi}, got {value}"))
+    }
 }
 
 /// `[train]`: the optimisation.
@@ -369,8 +403,12 @@ impl ExperimentConfig {
         Ok(config)
     }
 
-    /// Rules between sections that their types cannot hold.
+    /// Ranges of the numbers (the limits in configs/README.md) and rules
+    /// between sections that their types cannot hold.
     fn check(&self) -> std::result::Result<(), String> {
+        self.check_limits()?;
+        FeatureExtractor::new(&self.features).map_err(|e| format!("features: {e}"))?;
+        self.augment.validate().map_err(|e| e.to_string())?;
         let eps = self.train.label_smoothing;
         if !(0.0..1.0).contains(&eps) {
             return Err(format!(
@@ -396,6 +434,66 @@ impl ExperimentConfig {
                  drop one of them"
                     .into(),
             );
+        }
+        Ok(())
+    }
+
+    /// The numbers whose range the types do not hold, each checked before
+    /// anything is sized by it.
+    fn check_limits(&self) -> std::result::Result<(), String> {
+        let (f, t) = (&self.features, &self.train);
+        let rates = hark_data::SAMPLE_RATES;
+        within(
+            "features.channels",
+            f.channels,
+            1,
+            hark_data::MAX_CHANNELS as usize,
+        )?;
+        if let Some(d) = f.duration {
+            within("features.duration", d, 1e-3, MAX_DURATION)?;
+        }
+        within(
+            "features.mel.sample_rate",
+            f.mel.sample_rate,
+            *rates.start(),
+            *rates.end(),
+        )?;
+        within("features.mel.n_fft", f.mel.n_fft, 1, MAX_N_FFT)?;
+        if let Some(hop) = f.mel.hop_length {
+            within("features.mel.hop_length", hop, 1, MAX_N_FFT)?;
+        }
+        if let Some(win) = f.mel.win_length {
+            within("features.mel.win_length", win, 1, f.mel.n_fft)?;
+        }
+        within("features.mel.n_mels", f.mel.n_mels, 1, f.mel.n_fft / 2 + 1)?;
+        if let Some(shift) = self.augment.time_shift {
+            within("augment.time_shift", shift, 0.0, 1.0)?;
+        }
+        if let Some(chunk) = self.data.chunk_seconds {
+            within("data.chunk_seconds", chunk, 1e-3, MAX_DURATION)?;
+        }
+        if let SplitSetting::Ratios(r) = &self.data.split {
+            within("data.split.train", r.train, 0.0, 1.0)?;
+            within("data.split.val", r.val, 0.0, 1.0)?;
+            within("data.split.test", r.test, 0.0, 1.0)?;
+            let sum = r.train + r.val + r.test;
+            if (sum - 1.0).abs() > 1e-6 {
+                return Err(format!(
+                    "data.split's shares must add up to 1, got {} + {} + {} = {sum}",
+                    r.train, r.val, r.test
+                ));
+            }
+        }
+        within("train.epochs", t.epochs, 1, MAX_EPOCHS)?;
+        within("train.batch_size", t.batch_size, 1, MAX_BATCH)?;
+        within("train.threads", t.threads, 0, MAX_THREADS)?;
+        if let Some(clip) = t.grad_clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            return Err(format!(
+                "train.grad_clip must be a finite norm > 0, got {clip}"
+            ));
+        }
+        if let Some(e) = &t.early_stopping {
+            within("train.early_stopping.patience", e.patience, 1, MAX_EPOCHS)?;
         }
         Ok(())
     }

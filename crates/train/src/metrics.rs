@@ -184,13 +184,32 @@ impl ClassificationReport {
     }
 }
 
+/// The most characters of a class name that reports and plots show.
+pub const SHOWN_NAME_CHARS: usize = 40;
+
+/// `name` as reports and plots show it: cut to [`SHOWN_NAME_CHARS`] with
+/// an ellipsis, so that a manifest's class name cannot size a table or an
+/// image.
+pub fn shown_name(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(SHOWN_NAME_CHARS) {
+        None => name.into(),
+        Some(_) => {
+            let (cut, _) = name
+                .char_indices()
+                .nth(SHOWN_NAME_CHARS - 1)
+                .unwrap_or((0, ' '));
+            format!("{}\u{2026}", &name[..cut]).into()
+        }
+    }
+}
+
 impl fmt::Display for ClassificationReport {
-    /// scikit-learn's layout with two decimals.
+    /// scikit-learn's layout with two decimals, names as [`shown_name`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let width = self
             .classes
             .iter()
-            .map(|c| c.name.len())
+            .map(|c| shown_name(&c.name).chars().count())
             .max()
             .unwrap_or(0)
             .max("weighted avg".len());
@@ -204,7 +223,11 @@ impl fmt::Display for ClassificationReport {
             writeln!(
                 f,
                 "{:>width$}  {:>9.2} {:>9.2} {:>9.2} {:>9}",
-                c.name, c.precision, c.recall, c.f1, c.support
+                shown_name(&c.name),
+                c.precision,
+                c.recall,
+                c.f1,
+                c.support
             )
         };
         for c in &self.classes {
@@ -218,5 +241,27 @@ impl fmt::Display for ClassificationReport {
         )?;
         row(f, &self.macro_avg)?;
         row(f, &self.weighted_avg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_class_name_is_cut_in_reports_and_a_short_one_kept() {
+        assert_eq!(shown_name("dog"), "dog");
+        let exact = "é".repeat(SHOWN_NAME_CHARS);
+        assert_eq!(shown_name(&exact), exact);
+        let cut = shown_name(&"é".repeat(65_536)).into_owned();
+        assert_eq!(cut.chars().count(), SHOWN_NAME_CHARS);
+        assert!(cut.ends_with('\u{2026}'));
+        // A name longer than a format width can be (u16::MAX) used to panic.
+        let names = ["x".repeat(65_536), "dog".into()];
+        let matrix = ConfusionMatrix::from_labels(2, &[0, 1], &[0, 0]).unwrap();
+        let text = ClassificationReport::new(&matrix, &names)
+            .unwrap()
+            .to_string();
+        assert!(text.lines().all(|l| l.chars().count() < 100), "{text}");
     }
 }

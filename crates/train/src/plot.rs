@@ -14,6 +14,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
+use crate::metrics::shown_name;
 use crate::{EpochMetrics, Error, Result};
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
@@ -93,7 +94,10 @@ pub fn confusion_png(
     let labels = cell >= 10;
     let label_size = (cell as f64 * 0.6).clamp(9.0, 14.0);
     let label_px = if labels {
-        let longest = classes.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+        let longest = (classes.iter())
+            .map(|c| shown_name(c).chars().count())
+            .max()
+            .unwrap_or(0);
         (longest as f64 * label_size * 0.56) as i32 + 8
     } else {
         0
@@ -131,6 +135,8 @@ pub fn confusion_png(
         )))?;
         if labels {
             for (i, name) in classes.iter().enumerate() {
+                let name = shown_name(name);
+                let name = name.as_ref();
                 let mid = i as i32 * cell + cell / 2;
                 let right_aligned = text(label_size).pos(Pos::new(HPos::Right, VPos::Center));
                 draw(root.draw_text(name, &right_aligned, (left - 6, top + mid)))?;

@@ -93,19 +93,21 @@ impl Predictor {
     /// A file that cannot be read or decoded, or a failed forward pass.
     pub fn predict_file(&self, file: &Path) -> Result<FilePrediction> {
         let mut audio = AudioFile::open(file)?;
-        let mut p = self.predict_stream(audio.rate(), |chunk| Ok(audio.read_mono(chunk)?))?;
+        let mut p = self.predict_stream(file, audio.rate(), |chunk| Ok(audio.read_mono(chunk)?))?;
         p.warnings = audio.warnings();
         Ok(p)
     }
 
-    /// Classifies mono audio at `rate` Hz that `read` hands out chunk by
-    /// chunk (replacing the buffer's contents, 0 at the end), e.g. a
-    /// [`hark_data::PcmStream`] on standard input.
+    /// Classifies mono audio at `rate` Hz from `source` that `read` hands
+    /// out chunk by chunk (replacing the buffer's contents, 0 at the end),
+    /// e.g. a [`hark_data::PcmStream`] on standard input.
     ///
     /// # Errors
-    /// A failed read, non-finite samples, or a failed forward pass.
+    /// A failed read, non-finite samples, no audio at all (naming
+    /// `source`), or a failed forward pass.
     pub fn predict_stream(
         &self,
+        source: &Path,
         rate: u32,
         mut read: impl FnMut(&mut Vec<f32>) -> Result<usize>,
     ) -> Result<FilePrediction> {
@@ -136,6 +138,12 @@ impl Predictor {
             listener.push(&chunk, &mut keep)?;
         }
         listener.finish(&mut keep)?;
+        if windows.is_empty() {
+            return Err(hark_data::DataError::NoFrames {
+                path: source.to_path_buf(),
+            }
+            .into());
+        }
         let seconds = listener.seconds();
         let mut mean = vec![0.0f32; self.info.classes.len()];
         let n = windows.len() as f32;

@@ -33,6 +33,11 @@ pub struct Prepared {
     pub skipped: Vec<hark_data::Skipped>,
     /// Features read from the cache rather than computed.
     pub cache_hits: usize,
+    /// Cache entries found corrupt and computed again.
+    pub cache_corrupt: usize,
+    /// Why the cache could not be written, when it could not (the run
+    /// goes on without it).
+    pub cache_error: Option<String>,
 }
 
 /// The readable examples of one part of a split.
@@ -62,6 +67,18 @@ impl Part {
 pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<Prepared> {
     let options = config.data.load_options();
     let mut dataset = open_dataset(config.data.kind, &config.data.path, &options)?;
+    if dataset.classes.len() < 2 {
+        return Err(Error::Config {
+            field: "data.path",
+            rule: "must hold at least 2 classes to classify",
+            got: format!(
+                "{} with {} ({})",
+                config.data.path.display(),
+                dataset.classes.len(),
+                dataset.classes.join(", ")
+            ),
+        });
+    }
     read_phases(config, &mut dataset)?;
     if let Some(seconds) = config.data.chunk_seconds {
         let chunks = ChunkOptions {
@@ -120,6 +137,8 @@ pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<Pre
         stage,
         skipped,
         cache_hits: extracted.cache_hits,
+        cache_corrupt: extracted.corrupt,
+        cache_error: extracted.cache_error,
     })
 }
 

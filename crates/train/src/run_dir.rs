@@ -87,7 +87,14 @@ impl RunDir {
     /// # Errors
     /// [`Error::Io`] naming the directory.
     pub fn create(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.root).map_err(io_at(&self.root))
+        let root = &self.root;
+        if root.exists() && !root.is_dir() {
+            return Err(Error::Io {
+                path: root.clone(),
+                source: std::io::Error::other("the run directory is a file, not a directory"),
+            });
+        }
+        std::fs::create_dir_all(root).map_err(io_at(root))
     }
 
     /// The directory itself.
