@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use hark_cli::download::Source;
 use hark_data::{EventSynthConfig, Split, SynthConfig};
-use hark_train::{ExperimentConfig, RunDir};
+use hark_train::{Checkpoint, ExperimentConfig, RunDir};
 
 use crate::flags::{
     Command, ConfigArgs, Dataset, EvalSplit, Inspect, ListenArgs, PredictArgs, SynthKind,
@@ -153,6 +153,13 @@ impl Task {
                         .into());
                     }
                     let run = RunDir::resumable(dir)?;
+                    if !run.training_state(Checkpoint::Last).exists() {
+                        tracing::warn!(
+                            "{} has no checkpoint yet (stopped before its first epoch ended?): \
+                             training from the start",
+                            run.path().display()
+                        );
+                    }
                     Self::Train {
                         config: Box::new(run.read_config(&set)?),
                         run,

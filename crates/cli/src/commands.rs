@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 use hark_data::Split;
 use hark_train::{
-    Checkpoint, ExperimentConfig, FilePrediction, Predictor, Prepared, RunDir,
-    classification_report, cross_validate, evaluate, loader, overfit_one_batch, prepare, run,
+    ExperimentConfig, FilePrediction, Predictor, Prepared, RunDir, classification_report,
+    cross_validate, evaluate, loader, overfit_one_batch, prepare, run,
 };
 
 use crate::args::Task;
@@ -301,7 +301,7 @@ fn eval(
 ) -> Result<()> {
     let mut config = dir.read_config(&[])?;
     let info = dir.read_model_info()?;
-    let model = info.load(config.train.seed, &dir.weights(Checkpoint::Best))?;
+    let model = info.load(config.train.seed, &dir.best_weights()?)?;
     let p = prepared(&config, bars)?;
     if p.dataset.classes != info.classes {
         bail!(

@@ -359,6 +359,127 @@ const CONFIGS: &[(&str, &str, End)] = &[
     ),
 ];
 
+/// Run directories made from a real run: (name, what, how, what hark
+/// says to `predict`, or to `train --resume` for `resume-*`).
+type RunCase = (&'static str, &'static str, fn(&Path), End);
+
+const RUNS: &[RunCase] = &[
+    (
+        "nan-weights",
+        "a NaN in the best weights",
+        nan_weights,
+        Error("NaN or infinite"),
+    ),
+    (
+        "cut-weights",
+        "best.safetensors cut in half",
+        cut_weights,
+        Error("best.safetensors"),
+    ),
+    (
+        "no-weights",
+        "no best checkpoint",
+        no_weights,
+        Error("best.safetensors"),
+    ),
+    (
+        "huge-header",
+        "a safetensors header claiming 2^64 bytes",
+        huge_header,
+        Error("best.safetensors"),
+    ),
+    (
+        "bad-model-json",
+        "model.json of one brace",
+        bad_model_json,
+        Error("model.json"),
+    ),
+    (
+        "bad-config",
+        "config.toml that is not TOML",
+        bad_config,
+        Error("config.toml"),
+    ),
+    (
+        "config-only",
+        "only config.toml",
+        config_only,
+        Error("model.json"),
+    ),
+    (
+        "resume-config-only",
+        "only config.toml, resumed",
+        config_only,
+        Warning("no checkpoint yet"),
+    ),
+    (
+        "resume-nan",
+        "a NaN in the last weights, resumed",
+        nan_last,
+        Error("NaN or infinite"),
+    ),
+];
+
+/// Overwrites the last f32 of `file` (safetensors sorts f32 tensors after
+/// the i64 counters) with a NaN.
+fn nan_at_end(file: &Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let n = bytes.len();
+    bytes[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(file, bytes).unwrap();
+}
+
+fn nan_weights(run: &Path) {
+    nan_at_end(&run.join("best.safetensors"));
+}
+
+fn nan_last(run: &Path) {
+    // Both copies: the training file's is what a resume loads from.
+    nan_at_end(&run.join("last.safetensors"));
+    nan_at_end(&run.join("last.train.safetensors"));
+}
+
+fn cut_weights_kept_copy(run: &Path) {
+    let path = run.join("best.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+}
+
+fn cut_weights(run: &Path) {
+    cut_weights_kept_copy(run);
+    std::fs::remove_file(run.join("best.train.safetensors")).unwrap();
+}
+
+fn no_weights(run: &Path) {
+    std::fs::remove_file(run.join("best.safetensors")).unwrap();
+    std::fs::remove_file(run.join("best.train.safetensors")).unwrap();
+}
+
+fn huge_header(run: &Path) {
+    let path = run.join("best.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    std::fs::remove_file(run.join("best.train.safetensors")).unwrap();
+}
+
+fn bad_model_json(run: &Path) {
+    std::fs::write(run.join("model.json"), "{").unwrap();
+}
+
+fn bad_config(run: &Path) {
+    std::fs::write(run.join("config.toml"), "[data\n").unwrap();
+}
+
+fn config_only(run: &Path) {
+    for entry in std::fs::read_dir(run).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != "config.toml" {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+}
+
 /// Command lines that size work by a flag.
 const FLAGS: &[(&[&str], &str, &str)] = &[
     (
@@ -542,6 +663,38 @@ fn hostile_inputs_end_in_clear_errors() {
     for (args, what, needle) in FLAGS {
         cases.push((what.to_string(), owned(args), Error(needle)));
     }
+    for (name, _, make, end) in RUNS {
+        let run = dir.join("runs").join(name);
+        copy_corpus(&dir.join("out/good"), &{
+            std::fs::create_dir_all(&run).unwrap();
+            run.clone()
+        });
+        make(&run);
+        let run = format!("runs/{name}");
+        let args = match name.strip_prefix("resume-") {
+            Some(_) => owned(&["train", "--resume", &run]),
+            None => owned(&["predict", "--checkpoint", &run, "wav/good.wav"]),
+        };
+        cases.push((run, args, *end));
+    }
+    // Every cache entry cut short: computed again, and the run goes on.
+    for entry in std::fs::read_dir(dir.join("cache")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    let args = [
+        "train",
+        "--config",
+        "config/good.toml",
+        "--set",
+        "output.dir=\"out/recached\"",
+    ];
+    cases.push((
+        "cache entries cut short".into(),
+        owned(&args),
+        Warning("test accuracy"),
+    ));
     assert!(cases.len() >= 80, "{} cases", cases.len());
     let failures: Vec<String> = cases
         .iter()

@@ -40,6 +40,16 @@ pub enum Error {
         /// The PyTorch state_dict name.
         name: String,
     },
+    /// A checkpoint's tensor holds NaN or infinite values.
+    #[error("{}: tensor `{name}` holds {count} NaN or infinite values", path.display())]
+    NonFiniteTensor {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The PyTorch state_dict name.
+        name: String,
+        /// How many values are not finite.
+        count: usize,
+    },
     /// A checkpoint holds a tensor the model does not have.
     #[error("{}: unexpected tensor `{name}` (the model has no such parameter)", path.display())]
     UnexpectedTensor {

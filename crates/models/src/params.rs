@@ -143,9 +143,9 @@ impl ParamStore {
     /// absent (PyTorch loads such files too); it then keeps its value.
     ///
     /// # Errors
-    /// [`Error::MissingTensor`], [`Error::UnexpectedTensor`] or
-    /// [`Error::TensorMismatch`], naming the first tensor at fault; `path`
-    /// names the file in the message.
+    /// [`Error::MissingTensor`], [`Error::UnexpectedTensor`],
+    /// [`Error::TensorMismatch`] or [`Error::NonFiniteTensor`], naming the
+    /// first tensor at fault; `path` names the file in the message.
     pub fn load_tensors(&self, mut tensors: HashMap<String, Tensor>, path: &Path) -> Result<()> {
         let inner = self.lock();
         let vars = self.vars(inner.order.iter().map(|(n, _)| n));
@@ -168,6 +168,20 @@ impl ParamStore {
                     got: format!("{:?} {:?}", t.dims(), t.dtype()),
                     name,
                 });
+            }
+            if t.dtype().is_float() {
+                let values = t
+                    .flatten_all()?
+                    .to_dtype(candle_core::DType::F64)?
+                    .to_vec1::<f64>()?;
+                let count = values.iter().filter(|v| !v.is_finite()).count();
+                if count > 0 {
+                    return Err(Error::NonFiniteTensor {
+                        path: path.to_path_buf(),
+                        name,
+                        count,
+                    });
+                }
             }
             updates.push((var, t));
         }

@@ -1,6 +1,10 @@
 //! Checkpoints: the model as a PyTorch state_dict (`<name>.safetensors`,
-//! loadable by PyTorch as is) and beside it the optimizer state and the
-//! trainer's progress (`<name>.train.safetensors`), each written atomically.
+//! loadable by PyTorch as is) and beside it the training file
+//! (`<name>.train.safetensors`): the optimizer state, the trainer's progress
+//! and a copy of the weights. The training file is written first, in one
+//! atomic rename, and is the commit: a kill before it leaves the previous
+//! checkpoint whole, a kill after it leaves a weights file that resuming
+//! rewrites from the copy.
 
 use std::collections::HashMap;
 
@@ -13,6 +17,10 @@ use crate::{Checkpoint, EpochMetrics, Error, Result, RunDir, StatefulOptimizer};
 const EPOCH_KEY: &str = "hark.epoch";
 /// Metadata key of the [`TrainState`] JSON, in the training file.
 const STATE_KEY: &str = "hark.state";
+/// Prefix of the optimizer's tensors in the training file.
+const OPTIMIZER: &str = "optimizer.";
+/// Prefix of the copy of the weights in the training file.
+const WEIGHTS: &str = "model.";
 
 /// Where training stands after an epoch: everything but the weights and
 /// the optimizer moments that a resumed run needs.
@@ -52,28 +60,49 @@ pub fn save_checkpoint(
         STATE_KEY.into(),
         serde_json::to_string(state).map_err(|e| Error::Checkpoint(e.to_string()))?,
     );
-    let optim: Vec<_> = optimizer
-        .state()
-        .into_iter()
-        .map(|(k, v)| (format!("optimizer.{k}"), v))
+    let weights = model.params().state_dict();
+    let training: Vec<_> = (optimizer.state().into_iter())
+        .map(|(k, v)| (format!("{OPTIMIZER}{k}"), v))
+        .chain(
+            weights
+                .iter()
+                .map(|(k, v)| (format!("{WEIGHTS}{k}"), v.clone())),
+        )
         .collect();
-    save_tensors(&optim, &meta, &train_path)?;
-    save_tensors(&model.params().state_dict(), &epoch, &model_path)?;
+    save_tensors(&training, &meta, &train_path)?;
+    pause_for_tests(&train_path);
+    save_tensors(&weights, &epoch, &model_path)?;
     Ok(())
 }
 
+/// With `HARK_TEST_PAUSE_AFTER_COMMIT` set to a number of milliseconds,
+/// sleeps between the two writes of a checkpoint and says so on stderr,
+/// so that a test can kill the process there.
+fn pause_for_tests(committed: &std::path::Path) {
+    if let Some(ms) = std::env::var("HARK_TEST_PAUSE_AFTER_COMMIT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        eprintln!("paused after committing {}", committed.display());
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 /// Restores checkpoint `which` of `run` into `model` and `optimizer` and
-/// returns the training state.
+/// returns the training state, after [`repair_checkpoint`].
 ///
 /// # Errors
-/// [`Error::Checkpoint`] when the two files disagree on the epoch or the
-/// state is unreadable; the model's and optimizer's own load errors.
+/// [`Error::Checkpoint`] when the state is unreadable, or when the two
+/// files disagree on the epoch and cannot be repaired (a training file
+/// written before it held a copy of the weights); the model's and
+/// optimizer's own load errors (NaN or infinite weights among them).
 pub fn load_checkpoint(
     run: &RunDir,
     which: Checkpoint,
     model: &Model,
     optimizer: &mut dyn StatefulOptimizer,
 ) -> Result<TrainState> {
+    repair_checkpoint(run, which)?;
     let (model_path, train_path) = (run.weights(which), run.training_state(which));
     let meta = read_metadata(&train_path)?;
     let model_epoch = read_metadata(&model_path)?.get(EPOCH_KEY).cloned();
@@ -96,9 +125,36 @@ pub fn load_checkpoint(
     model.load(&model_path)?;
     let optim = read_tensors(&train_path)?
         .into_iter()
-        .filter_map(|(k, v)| k.strip_prefix("optimizer.").map(|k| (k.to_string(), v)))
+        .filter_map(|(k, v)| k.strip_prefix(OPTIMIZER).map(|k| (k.to_string(), v)))
         .collect();
     optimizer.load_state(&optim)?;
     model.set_dropout_step(state.dropout_step);
     Ok(state)
+}
+
+/// Rewrites the weights file of checkpoint `which` from the copy in its
+/// training file when a kill between the two writes left it missing, cut
+/// short or from another epoch; returns whether it did.
+///
+/// # Errors
+/// An unreadable training file, or a weights file that cannot be written.
+pub fn repair_checkpoint(run: &RunDir, which: Checkpoint) -> Result<bool> {
+    let (model_path, train_path) = (run.weights(which), run.training_state(which));
+    if !train_path.exists() {
+        return Ok(false);
+    }
+    let epoch = read_metadata(&train_path)?.get(EPOCH_KEY).cloned();
+    let model_epoch = (read_metadata(&model_path).ok()).and_then(|m| m.get(EPOCH_KEY).cloned());
+    if epoch == model_epoch {
+        return Ok(false);
+    }
+    let weights: Vec<(String, candle_core::Tensor)> = (read_tensors(&train_path)?.into_iter())
+        .filter_map(|(k, v)| k.strip_prefix(WEIGHTS).map(|k| (k.to_string(), v)))
+        .collect();
+    if weights.is_empty() {
+        return Ok(false);
+    }
+    let meta = HashMap::from([(EPOCH_KEY.to_string(), epoch.unwrap_or_default())]);
+    save_tensors(&weights, &meta, &model_path)?;
+    Ok(true)
 }

@@ -70,7 +70,7 @@ mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use check::{OverfitCheck, overfit_one_batch};
-pub use checkpoint::{TrainState, load_checkpoint, save_checkpoint};
+pub use checkpoint::{TrainState, load_checkpoint, repair_checkpoint, save_checkpoint};
 pub use config::{
     ASSUMED_SECONDS, ComputedNormalization, DataConfig, EarlyStopping, ExperimentConfig,
     ModelSection, Monitor, NormalizationSetting, OutputConfig, SplitPolicy, SplitSetting,

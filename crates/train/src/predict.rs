@@ -11,8 +11,7 @@ use hark_data::AudioFile;
 use hark_models::Model;
 
 use crate::{
-    Checkpoint, ExperimentConfig, ListenOptions, Listener, ModelInfo, Output, Result, RunDir,
-    StreamMode,
+    ExperimentConfig, ListenOptions, Listener, ModelInfo, Output, Result, RunDir, StreamMode,
 };
 
 /// One window's class probabilities.
@@ -58,7 +57,7 @@ impl Predictor {
     pub fn open(run: &RunDir) -> Result<Self> {
         let config = run.read_config(&[])?;
         let info = run.read_model_info()?;
-        let model = info.load(config.train.seed, &run.weights(Checkpoint::Best))?;
+        let model = info.load(config.train.seed, &run.best_weights()?)?;
         Ok(Self {
             config,
             info,

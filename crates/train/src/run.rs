@@ -9,8 +9,8 @@ use crate::loaders::with_statistics;
 use crate::observer::RunLog;
 use crate::run_dir::{write_file, write_json};
 use crate::{
-    Checkpoint, Error, ExperimentConfig, Observer, Prepared, Result, RunDir, SPECS_GRID, SpecTile,
-    Trainer, choose_threshold, curves_png, evaluate, loader, specs_png, write_report,
+    Error, ExperimentConfig, Observer, Prepared, Result, RunDir, SPECS_GRID, SpecTile, Trainer,
+    choose_threshold, curves_png, evaluate, loader, specs_png, write_report,
 };
 
 /// What a run directory's `model.json` records to rebuild its model for
@@ -165,6 +165,7 @@ pub fn run(
         }
     }
     run.create()?;
+    run.remove_temporaries()?;
     write_split(prepared, splits, run)?;
     // Statistics computed on the training part go into the run's config,
     // which eval, predict and listen read.
@@ -210,7 +211,7 @@ pub fn run(
         ));
     }
     let state = trainer.fit(&train, val.as_ref(), run, &mut log)?.clone();
-    model.load(&run.weights(Checkpoint::Best))?;
+    model.load(&run.best_weights()?)?;
     let mut eval = evaluate(&model, &test)?;
     if info.output == Output::Sigmoid {
         let threshold = match &val {

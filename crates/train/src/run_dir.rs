@@ -97,9 +97,37 @@ impl RunDir {
         std::fs::create_dir_all(root).map_err(io_at(root))
     }
 
+    /// Removes what interrupted atomic writes left in the directory (the
+    /// `.NAME.PID.tmp` files of [`write_atomic`](hark_data::write_atomic)).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the directory cannot be listed or a leftover
+    /// removed.
+    pub fn remove_temporaries(&self) -> Result<()> {
+        let root = &self.root;
+        for entry in std::fs::read_dir(root).map_err(io_at(root))? {
+            let path = entry.map_err(io_at(root))?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp")) && path.is_file() {
+                std::fs::remove_file(&path).map_err(io_at(&path))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The directory itself.
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// The best weights, repaired first when a kill between a checkpoint's
+    /// two writes left them behind their training file.
+    ///
+    /// # Errors
+    /// As [`repair_checkpoint`](crate::repair_checkpoint).
+    pub fn best_weights(&self) -> Result<PathBuf> {
+        crate::repair_checkpoint(self, Checkpoint::Best)?;
+        Ok(self.weights(Checkpoint::Best))
     }
 
     /// `config.toml`: the resolved experiment config.

@@ -301,6 +301,7 @@ impl<'a> Trainer<'a> {
         if !run.training_state(Checkpoint::Last).exists() {
             return Ok(false);
         }
+        crate::repair_checkpoint(run, Checkpoint::Best)?;
         let optimizer = self.optimizer.as_mut();
         self.state = load_checkpoint(run, Checkpoint::Last, self.model, optimizer)?;
         Ok(true)
