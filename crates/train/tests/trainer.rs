@@ -443,7 +443,7 @@ fn every_shipped_config_parses_and_builds_its_model() {
             n += 1;
         }
     }
-    assert_eq!(n, 10);
+    assert_eq!(n, 11);
 }
 
 #[test]
