@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 use hark_data::Split;
 use hark_train::{
-    ExperimentConfig, FilePrediction, Predictor, Prepared, RunDir, classification_report,
-    cross_validate, evaluate, loader, overfit_one_batch, prepare, run,
+    Checkpoint, ExperimentConfig, FilePrediction, Predictor, Prepared, RunDir,
+    classification_report, cross_validate, evaluate, loader, overfit_one_batch, prepare, run,
 };
 
 use crate::args::Task;
@@ -21,7 +21,15 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
         Task::Train { config, run: dir } => {
             let p = prepared(&config, bars)?;
             let splits = p.splits(&config, test_fold(&config, &p))?;
-            let result = run(&p, &config, &splits, &dir, &mut Console::new(bars))?;
+            let fresh = !dir.path().exists();
+            let result =
+                run(&p, &config, &splits, &dir, &mut Console::new(bars)).inspect_err(|_| {
+                    // A new run that failed before its first checkpoint
+                    // leaves nothing to resume: no half-made directory.
+                    if fresh && !dir.training_state(Checkpoint::Last).exists() {
+                        let _ = std::fs::remove_dir_all(dir.path());
+                    }
+                })?;
             let report = std::fs::read_to_string(dir.report_txt())
                 .with_context(|| format!("reading {}", dir.report_txt().display()))?;
             writeln!(out, "{report}")?;

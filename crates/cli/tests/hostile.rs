@@ -703,6 +703,9 @@ fn hostile_inputs_end_in_clear_errors() {
             check(dir, name, &args, *end)
         })
         .collect();
+    // A new run that failed before its first checkpoint leaves nothing
+    // (the optimizer is checked once the run directory exists).
+    assert!(!dir.join("out/lr-negative").exists());
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
