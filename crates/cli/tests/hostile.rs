@@ -293,6 +293,11 @@ const CONFIGS: &[(&str, &str, End)] = &[
         Error("features.channels"),
     ),
     ("dropout-2", "dropout 2", Error("dropout")),
+    (
+        "crnn-input-too-short",
+        "a CRNN on 16 mels",
+        Error("at least 80 mel bands"),
+    ),
     ("width-huge", "a CNN 100,000 times wider", Error("width")),
     ("top-db-negative", "top_db -80", Error("top_db")),
     (
@@ -704,8 +709,8 @@ fn hostile_inputs_end_in_clear_errors() {
         })
         .collect();
     // A new run that failed before its first checkpoint leaves nothing
-    // (the optimizer is checked once the run directory exists).
-    assert!(!dir.join("out/lr-negative").exists());
+    // (the model is built once the run directory exists).
+    assert!(!dir.join("out/crnn-input-too-short").exists());
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",

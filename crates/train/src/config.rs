@@ -409,6 +409,13 @@ impl ExperimentConfig {
         self.check_limits()?;
         FeatureExtractor::new(&self.features).map_err(|e| format!("features: {e}"))?;
         self.augment.validate().map_err(|e| e.to_string())?;
+        // The optimizer and schedule check their own ranges when built.
+        let t = &self.train;
+        t.optimizer
+            .build(Vec::new())
+            .map_err(|e| format!("train: {e}"))?;
+        crate::LrSchedule::new(&t.schedule, t.optimizer.lr(), t.epochs, 1)
+            .map_err(|e| format!("train: {e}"))?;
         let eps = self.train.label_smoothing;
         if !(0.0..1.0).contains(&eps) {
             return Err(format!(

@@ -272,6 +272,7 @@ def configs():
     config("channels-0", replace=[("channels = 1", "channels = 0")])
     config("channels-huge", replace=[("channels = 1", "channels = 100000")])
     config("dropout-2", replace=[('kind = "audio_cnn"', 'kind = "audio_cnn"\ndropout = 2.0')])
+    config("crnn-input-too-short", replace=[('kind = "audio_cnn"', 'kind = "crnn"')])
     config("width-huge", replace=[('kind = "audio_cnn"', 'kind = "audio_cnn"\nwidth = 100000')])
     config("top-db-negative", replace=[("n_mels = 16 }", "n_mels = 16 }\ndb = { top_db = -80.0 }")])
     config("noise-prob-2", replace=[("[model]", "[augment]\nnoise = { prob = 2.0, std = 0.1 }\n\n[model]")])
