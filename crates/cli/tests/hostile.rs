@@ -622,6 +622,13 @@ fn hostile_inputs_end_in_clear_errors() {
     // like a WAV, and a symlink loop.
     std::fs::create_dir_all(dir.join("wav/dir.wav")).unwrap();
     std::os::unix::fs::symlink("loop.wav", dir.join("wav/loop.wav")).unwrap();
+    // A dataset whose file is a symlink leading out of its root.
+    let out = dir.join("us8k/symlink-out");
+    std::fs::create_dir_all(&out).unwrap();
+    copy_corpus(&dir.join("us8k/good"), &out);
+    let link = out.join("audio/fold1/dog-1.wav");
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(dir.join("wav/good.wav"), &link).unwrap();
 
     let mut cases: Vec<(String, Vec<String>, End)> = Vec::new();
     let owned = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -649,7 +656,12 @@ fn hostile_inputs_end_in_clear_errors() {
         ));
         cases.push((file.into(), owned(&["inspect", "wav", file]), Error(needle)));
     }
-    for (name, _, end) in DATASETS {
+    let symlink_out = (
+        "symlink-out",
+        "a symlink out of the root",
+        Error("row 1 (line 2)"),
+    );
+    for (name, _, end) in DATASETS.iter().chain([&symlink_out]) {
         let args = [
             "train",
             "--config",
