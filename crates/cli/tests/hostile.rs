@@ -100,6 +100,115 @@ const WAVS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// `hark predict` on each compressed file of the corpus (FLAC frames written
+/// by the generator, the rest cut or patched copies of the data crate's
+/// fixtures): what it is, what hark says.
+const COMPRESSED: &[(&str, &str, &str)] = &[
+    (
+        "flac-bomb.flac",
+        "118 KB of FLAC decoding to 524M samples (used to abort)",
+        "decodes to more than 67108864 samples",
+    ),
+    (
+        "flac-rate-100.flac",
+        "FLAC at 100 Hz (used to be read)",
+        "100 Hz, 1 channel(s)",
+    ),
+    (
+        "flac-cut.flac",
+        "FLAC cut in its header",
+        "cut-short container",
+    ),
+    (
+        "flac-bad-crc.flac",
+        "FLAC whose last frame's CRC is wrong",
+        "flac-bad-crc.flac: decoding failed",
+    ),
+    ("mp3-cut.mp3", "MP3 cut inside its ID3 tag", "not WAV, FLAC"),
+    (
+        "mp3-garbage.mp3",
+        "an MP3 sync word, then noise",
+        "not WAV, FLAC",
+    ),
+    (
+        "ogg-cut.ogg",
+        "Ogg cut in its first page",
+        "cut-short container",
+    ),
+    (
+        "m4a-cut.m4a",
+        "M4A cut before its moov",
+        "missing moov atom",
+    ),
+    (
+        "m4a-stsz-huge.m4a",
+        "M4A claiming 4e9 sample sizes",
+        "unexpected end of atom",
+    ),
+    (
+        "m4a-stts-huge.m4a",
+        "M4A claiming 4e9 time-to-sample entries",
+        "unexpected end of atom",
+    ),
+    (
+        "m4a-moov-huge.m4a",
+        "M4A whose moov claims 4 GB",
+        "missing moov atom",
+    ),
+    (
+        "m4a-mdhd-rate-0.m4a",
+        "M4A with a time scale of 0",
+        "timescale is zero",
+    ),
+];
+
+/// `hark train` on each folder-per-class and speaker tree of the corpus
+/// (`trees/NAME`, with `config/tree-NAME.toml`): what it is, how it ends.
+const TREES: &[(&str, &str, End)] = &[
+    (
+        "folders-empty",
+        "a file but no class folders",
+        Error("no class folders"),
+    ),
+    (
+        "folders-one-class",
+        "one class folder",
+        Error("at least 2 classes"),
+    ),
+    (
+        "folders-empty-class",
+        "a class folder without audio (used to be a dead class)",
+        Error("class \"c\" has no audio files"),
+    ),
+    (
+        "folders-bad-file",
+        "a text file named .wav among good ones",
+        Warning("b-bad.wav"),
+    ),
+    (
+        "folders-all-bad",
+        "every file without frames",
+        Error("training set is empty"),
+    ),
+    ("speakers-no-raw", "no raw/ folder", Error("no raw/ folder")),
+    (
+        "speakers-flat",
+        "raw/<speaker>/*.wav without sessions (used to say \"no examples left\")",
+        Error("a folder per recording session"),
+    ),
+    ("speakers-one", "one speaker", Error("at least 2 classes")),
+    (
+        "speakers-bad-file",
+        "a broken ADPCM file among good ones",
+        Warning("bad.wav"),
+    ),
+    (
+        "speakers-empty-speaker",
+        "a speaker without audio",
+        Error("class \"c\" has no audio files"),
+    ),
+];
+
 /// WAVs that decode with a warning (streaming writers leave such sizes).
 const WARNED_WAVS: &[(&str, &str, &str)] = &[
     (
@@ -304,6 +413,56 @@ const CONFIGS: &[(&str, &str, End)] = &[
         "noise-prob-2",
         "noise probability 2",
         Error("augment.noise.prob"),
+    ),
+    (
+        "momentum-5",
+        "SGD momentum 5 (used to train, diverging)",
+        Error("optimizer.momentum"),
+    ),
+    (
+        "eps-0",
+        "Adam eps 0 (used to write NaN weights)",
+        Error("optimizer.eps"),
+    ),
+    (
+        "output-dir-empty",
+        "output.dir = \"\" (used to say \": No such file\")",
+        Error("output.dir is empty"),
+    ),
+    (
+        "noise-std-negative",
+        "noise std -0.1",
+        Error("augment.noise.std"),
+    ),
+    (
+        "noise-snr-nan",
+        "noise SNR NaN",
+        Error("augment.noise.snr_db"),
+    ),
+    (
+        "noise-both",
+        "noise by std and by SNR",
+        Error("exactly one of std and snr_db"),
+    ),
+    (
+        "crop-fraction-2",
+        "a crop of 200 %",
+        Error("augment.crop.max_fraction"),
+    ),
+    (
+        "stretch-delta-1",
+        "a stretch by up to 100 %",
+        Error("augment.stretch.max_delta"),
+    ),
+    (
+        "spec-noise-inf",
+        "infinite log-mel noise",
+        Error("augment.spec_noise"),
+    ),
+    (
+        "spec-augment-many",
+        "10^12 frequency masks (a hang)",
+        Error("freq_masks"),
     ),
     (
         "time-shift-nan",
@@ -632,8 +791,10 @@ fn hostile_inputs_end_in_clear_errors() {
 
     let mut cases: Vec<(String, Vec<String>, End)> = Vec::new();
     let owned = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    for (name, _, needle) in WAVS {
-        let file = format!("wav/{name}.wav");
+    let wavs = WAVS.iter().map(|(name, _, n)| (format!("{name}.wav"), n));
+    let compressed = COMPRESSED.iter().map(|(file, _, n)| (file.to_string(), n));
+    for (file, needle) in wavs.chain(compressed) {
+        let file = format!("wav/{file}");
         cases.push((
             file.clone(),
             owned(&["predict", "--checkpoint", "out/good", &file]),
@@ -675,6 +836,10 @@ fn hostile_inputs_end_in_clear_errors() {
     }
     for (name, _, end) in CONFIGS {
         let file = format!("config/{name}.toml");
+        cases.push((file.clone(), owned(&["train", "--config", &file]), *end));
+    }
+    for (name, _, end) in TREES {
+        let file = format!("config/tree-{name}.toml");
         cases.push((file.clone(), owned(&["train", "--config", &file]), *end));
     }
     for (args, what, needle) in FLAGS {
@@ -730,6 +895,7 @@ fn hostile_inputs_end_in_clear_errors() {
         cases.len(),
         failures.join("\n")
     );
+    println!("{} hostile cases ended as their table says", cases.len());
 }
 
 /// The corpus on disk matches the tables: no case without its file.
@@ -748,5 +914,13 @@ fn every_case_has_its_file() {
     }
     for (name, _, _) in CONFIGS {
         assert!(root.join(format!("config/{name}.toml")).is_file(), "{name}");
+    }
+    for (file, _, _) in COMPRESSED {
+        assert!(root.join("wav").join(file).is_file(), "{file}");
+    }
+    for (name, _, _) in TREES {
+        assert!(root.join("trees").join(name).is_dir(), "{name}");
+        let config = root.join(format!("config/tree-{name}.toml"));
+        assert!(config.is_file(), "{name}");
     }
 }

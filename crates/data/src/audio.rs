@@ -22,7 +22,7 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::default::formats::WavReader;
 
 use crate::error::{DataError, Result, io_error};
-use crate::riff::{Codec, WavInfo, scan};
+use crate::riff::{Codec, MAX_CHANNELS, SAMPLE_RATES, WavInfo, scan};
 
 /// Decoded audio: interleaved f32 samples in [-1, 1].
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +83,15 @@ pub const AUDIO_EXTENSIONS: [&str; 7] = ["wav", "flac", "mp3", "ogg", "oga", "m4
 /// holds no frames, naming the file.
 pub fn read_audio(path: &Path) -> Result<Audio> {
     let bytes = std::fs::read(path).map_err(io_error(path))?;
+    decode_audio(bytes, path)
+}
+
+/// Decodes the bytes of an audio file of any format [`read_audio`] reads;
+/// `path` names them in errors and hints at the format by its extension.
+///
+/// # Errors
+/// As [`read_audio`].
+pub fn decode_audio(bytes: Vec<u8>, path: &Path) -> Result<Audio> {
     if bytes.starts_with(b"RIFF") {
         return decode_wav(bytes, path);
     }
@@ -124,9 +133,12 @@ fn open_compressed(bytes: Vec<u8>, path: &Path) -> Result<Compressed> {
             FormatOptions::default(),
             MetadataOptions::default(),
         )
-        .map_err(|e| DataError::UnsupportedCodec {
-            path: path.to_path_buf(),
-            codec: format!("(not WAV, FLAC, MP3, Ogg Vorbis or AAC: {e})"),
+        .map_err(|e| match e {
+            symphonia::core::errors::Error::Unsupported(_) => DataError::UnsupportedCodec {
+                path: path.to_path_buf(),
+                codec: format!("(not WAV, FLAC, MP3, Ogg Vorbis or AAC: {e})"),
+            },
+            _ => decode_err(format!("a broken or cut-short container: {e}")),
         })?;
     let track = reader
         .default_track(TrackType::Audio)
@@ -177,10 +189,35 @@ pub fn inspect_audio(path: &Path) -> Result<WavInfo> {
     })
 }
 
+/// Samples any compressed file may decode to (256 MiB of f32: 25 minutes
+/// of 44.1 kHz stereo).
+const MAX_DECODED_FLOOR: usize = 1 << 26;
+
+/// Samples a compressed file may decode to per byte of it beyond the floor.
+/// Real codecs stay far below: 16-bit FLAC about 1, MP3 at 8 kbit/s 16,
+/// AAC at 24 kbit/s 32; a FLAC of constant frames reaches thousands, which
+/// is how a small file would ask for gigabytes.
+const MAX_EXPANSION: usize = 64;
+
+/// Refuses a decoded stream's rate or channel count outside what hark
+/// reads from WAV headers.
+fn check_layout((rate, channels): (u32, usize), path: &Path) -> Result<()> {
+    if !SAMPLE_RATES.contains(&rate) || !(1..=MAX_CHANNELS as usize).contains(&channels) {
+        return Err(decode_error(path)(format!(
+            "{rate} Hz, {channels} channel(s) (hark reads {} to {} Hz, 1 to {MAX_CHANNELS} channels)",
+            SAMPLE_RATES.start(),
+            SAMPLE_RATES.end()
+        )));
+    }
+    Ok(())
+}
+
 /// Decodes compressed audio with symphonia's probe; also returns the
-/// track's codec parameters.
+/// track's codec parameters. Memory is bounded by the file's size.
 fn decode_compressed(bytes: Vec<u8>, path: &Path) -> Result<(Audio, AudioCodecParameters)> {
     let decode_err = decode_error(path);
+    let compressed = bytes.len();
+    let limit = MAX_DECODED_FLOOR.max(compressed.saturating_mul(MAX_EXPANSION));
     let (mut reader, track_id, params, stated) = open_compressed(bytes, path)?;
     let mut decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
@@ -202,7 +239,10 @@ fn decode_compressed(bytes: Vec<u8>, path: &Path) -> Result<(Audio, AudioCodecPa
             .map_err(|e| decode_err(e.to_string()))?;
         let spec = (buf.spec().rate(), buf.spec().channels().count());
         match layout {
-            None => layout = Some(spec),
+            None => {
+                check_layout(spec, path)?;
+                layout = Some(spec);
+            }
             Some(l) if l != spec => {
                 return Err(decode_err(format!(
                     "the stream changes from {} Hz, {} channels to {} Hz, {} channels",
@@ -212,9 +252,16 @@ fn decode_compressed(bytes: Vec<u8>, path: &Path) -> Result<(Audio, AudioCodecPa
             Some(_) => {}
         }
         buf.copy_to_vec_interleaved(&mut chunk);
+        if samples.len() + chunk.len() > limit {
+            return Err(decode_err(format!(
+                "decodes to more than {limit} samples from {compressed} bytes \
+                 (hark reads at most {MAX_DECODED_FLOOR} samples or \
+                 {MAX_EXPANSION} per compressed byte)"
+            )));
+        }
         samples.extend_from_slice(&chunk);
     }
-    let Some((sample_rate, channels)) = layout.filter(|&(r, c)| r > 0 && c > 0) else {
+    let Some((sample_rate, channels)) = layout else {
         return Err(DataError::NoFrames {
             path: path.to_path_buf(),
         });

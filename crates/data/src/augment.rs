@@ -85,39 +85,69 @@ impl AugmentConfig {
     /// # Errors
     /// [`DataError::InvalidOption`] naming the field out of range.
     pub fn validate(&self) -> Result<(), DataError> {
-        let prob = |field: &'static str, p: f32| {
-            if (0.0..=1.0).contains(&p) {
+        let check = |field: &'static str, v: f32, ok: bool, rule: &'static str| {
+            if ok {
                 Ok(())
             } else {
                 Err(DataError::InvalidOption {
                     field,
-                    rule: "must be in [0, 1]",
-                    got: p.to_string(),
+                    rule,
+                    got: v.to_string(),
                 })
             }
         };
+        let prob = |field, p: f32| check(field, p, (0.0..=1.0).contains(&p), "must be in [0, 1]");
         if let Some(n) = &self.noise {
             prob("augment.noise.prob", n.prob)?;
-            if n.std.is_some() == n.snr_db.is_some() {
-                return Err(DataError::InvalidOption {
-                    field: "augment.noise",
-                    rule: "needs exactly one of std and snr_db",
-                    got: format!("std {:?}, snr_db {:?}", n.std, n.snr_db),
-                });
+            match (n.std, n.snr_db) {
+                (Some(std), None) => check(
+                    "augment.noise.std",
+                    std,
+                    std.is_finite() && std >= 0.0,
+                    "must be finite and >= 0",
+                )?,
+                (None, Some(snr)) => check(
+                    "augment.noise.snr_db",
+                    snr,
+                    (-100.0..=200.0).contains(&snr),
+                    "must be in [-100, 200] dB",
+                )?,
+                _ => {
+                    return Err(DataError::InvalidOption {
+                        field: "augment.noise",
+                        rule: "needs exactly one of std and snr_db",
+                        got: format!("std {:?}, snr_db {:?}", n.std, n.snr_db),
+                    });
+                }
             }
         }
         if let Some(c) = &self.crop {
             prob("augment.crop.prob", c.prob)?;
+            let f = c.max_fraction;
+            check(
+                "augment.crop.max_fraction",
+                f,
+                (0.0..=1.0).contains(&f),
+                "must be in [0, 1]",
+            )?;
         }
         if let Some(s) = &self.stretch {
             prob("augment.stretch.prob", s.prob)?;
-            if !(0.0..1.0).contains(&s.max_delta) {
-                return Err(DataError::InvalidOption {
-                    field: "augment.stretch.max_delta",
-                    rule: "must be in [0, 1)",
-                    got: s.max_delta.to_string(),
-                });
-            }
+            let d = s.max_delta;
+            check(
+                "augment.stretch.max_delta",
+                d,
+                (0.0..1.0).contains(&d),
+                "must be in [0, 1)",
+            )?;
+        }
+        if let Some(std) = self.spec_noise {
+            check(
+                "augment.spec_noise",
+                std,
+                std.is_finite() && std >= 0.0,
+                "must be finite and >= 0",
+            )?;
         }
         if let Some(s) = &self.spec_augment {
             s.validate().map_err(|e| DataError::InvalidOption {

@@ -150,6 +150,14 @@ impl Dataset {
         counts
     }
 
+    /// The folds that hold examples, in order.
+    pub fn fold_ids(&self) -> Vec<u32> {
+        let mut folds: Vec<u32> = self.examples.iter().filter_map(|e| e.fold).collect();
+        folds.sort_unstable();
+        folds.dedup();
+        folds
+    }
+
     /// Examples per `(fold or split name, class)`.
     pub fn counts_by_part(&self) -> BTreeMap<String, Vec<usize>> {
         let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -229,6 +237,21 @@ impl Dataset {
                 None,
                 None,
                 "no examples left after filtering",
+            ));
+        }
+        // A class without examples would be a model output that can never
+        // be right, and a silently lopsided report.
+        let counts = self.class_counts();
+        if let Some(empty) = counts.iter().position(|&n| n == 0) {
+            return Err(DataError::manifest(
+                root,
+                None,
+                None,
+                format!(
+                    "class {:?} has no audio files (its folder is empty or its files are \
+                     missing); remove it, or list the classes to train on in data.classes",
+                    self.classes[empty]
+                ),
             ));
         }
         Ok(self)

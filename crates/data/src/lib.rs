@@ -62,7 +62,9 @@ mod synth;
 mod synth_events;
 
 pub use annotations::{AnnotationColumns, load_annotations};
-pub use audio::{AUDIO_EXTENSIONS, Audio, decode_wav, inspect_audio, read_audio, read_wav};
+pub use audio::{
+    AUDIO_EXTENSIONS, Audio, decode_audio, decode_wav, inspect_audio, read_audio, read_wav,
+};
 pub use augment::{AugmentConfig, CropAugment, NoiseAugment, StretchAugment, example_rng};
 pub use cache::{CacheLookup, FeatureCache};
 pub use dataset::{Dataset, Example, LoadOptions, Skipped, Span};

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result, io_error};
-use crate::riff::{Codec, parse_fmt};
+use crate::riff::{Codec, MAX_CHANNELS, SAMPLE_RATES, parse_fmt};
 
 /// How one sample is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,10 +107,6 @@ impl PcmFormat {
     }
 }
 
-/// Largest rate accepted, in Hz: above any audio interface's.
-const MAX_RATE: u32 = 1_536_000;
-/// Most channels accepted.
-const MAX_CHANNELS: u16 = 256;
 /// Frames decoded per read.
 const READ_FRAMES: usize = 4096;
 
@@ -370,10 +366,12 @@ fn check_format(format: &PcmFormat, name: &Path) -> Result<()> {
             reason,
         })
     };
-    if !(1..=MAX_RATE).contains(&format.rate) {
+    if !SAMPLE_RATES.contains(&format.rate) {
         return bad(format!(
-            "a rate of {} Hz (1 to {MAX_RATE} accepted)",
-            format.rate
+            "a rate of {} Hz ({} to {} accepted)",
+            format.rate,
+            SAMPLE_RATES.start(),
+            SAMPLE_RATES.end()
         ));
     }
     if !(1..=MAX_CHANNELS).contains(&format.channels) {

@@ -35,6 +35,15 @@ pub fn load_speakers(
     let classes: Vec<String> = speakers.iter().map(|d| name_of(d)).collect();
     let mut examples = Vec::new();
     for (label, speaker) in speakers.iter().enumerate() {
+        if let Some(file) = sorted_entries(speaker, is_audio)?.first() {
+            return Err(DataError::manifest(
+                file,
+                None,
+                None,
+                "an audio file directly in a speaker's folder: expected \
+                 raw/<speaker>/<context>/*.wav (a folder per recording session)",
+            ));
+        }
         for context in sorted_entries(speaker, Path::is_dir)? {
             for path in sorted_entries(&context, is_audio)? {
                 let session = format!("{}/{}", classes[label], name_of(&context));

@@ -167,6 +167,17 @@ impl SpecAugmentConfig {
     /// # Errors
     /// Names the parameter at fault.
     pub fn validate(&self) -> Result<()> {
+        for (field, n) in [
+            ("freq_masks", self.freq_masks),
+            ("time_masks", self.time_masks),
+        ] {
+            if n > MAX_MASKS {
+                return Err(invalid(
+                    field,
+                    format!("must be at most {MAX_MASKS}, got {n}"),
+                ));
+            }
+        }
         for (field, p) in [
             ("freq_mask_param", self.freq_mask_param),
             ("time_mask_param", self.time_mask_param),
@@ -182,6 +193,10 @@ impl SpecAugmentConfig {
         Ok(())
     }
 }
+
+/// The most masks of one kind: each is a pass over the spectrogram, and a
+/// few cover it whole.
+pub const MAX_MASKS: usize = 1024;
 
 /// The cells one mask covers along an axis of `size`: width `floor(u1 * param)`
 /// from `floor(u2 * (size - u1 * param))` (torchaudio's `mask_along_axis`).

@@ -502,6 +502,17 @@ impl ExperimentConfig {
         if let Some(e) = &t.early_stopping {
             within("train.early_stopping.patience", e.patience, 1, MAX_EPOCHS)?;
         }
+        let paths = [
+            ("data.path", Some(self.data.path.as_path())),
+            ("data.cache_dir", self.data.cache_dir.as_deref()),
+            ("output.dir", self.output.dir.as_deref()),
+        ];
+        if let Some((key, _)) = paths
+            .iter()
+            .find(|(_, p)| p.is_some_and(|p| p.as_os_str().is_empty()))
+        {
+            return Err(format!("{key} is empty: name a directory"));
+        }
         Ok(())
     }
 

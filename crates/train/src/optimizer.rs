@@ -152,7 +152,14 @@ impl OptimizerConfig {
                     1.0 - f64::EPSILON,
                     "must be in [0, 1)",
                 )?;
-                check_range("optimizer.eps", eps, 0.0, f64::MAX, "must be >= 0")?;
+                // 0 divides 0 by 0 for a weight whose gradient stays 0.
+                check_range(
+                    "optimizer.eps",
+                    eps,
+                    f64::MIN_POSITIVE,
+                    f64::MAX,
+                    "must be > 0",
+                )?;
                 check_range(
                     "optimizer.weight_decay",
                     weight_decay,
@@ -178,12 +185,13 @@ impl OptimizerConfig {
                 nesterov,
                 ..
             } => {
+                // From 1 on, each step's velocity never decays: divergence.
                 check_range(
                     "optimizer.momentum",
                     momentum,
                     0.0,
-                    f64::MAX,
-                    "must be >= 0",
+                    1.0 - f64::EPSILON,
+                    "must be in [0, 1)",
                 )?;
                 check_range(
                     "optimizer.dampening",

@@ -132,6 +132,85 @@ WAVS = {
                              chunk(b"data", b"\x63" + bytes(255))),
 }
 
+# --- Compressed audio -------------------------------------------------------
+#
+# FLAC frames are written here; MP3, Ogg and M4A cases are cut or patched
+# copies of the data crate's fixtures.
+
+FIXTURES = os.path.join(HERE, "..", "..", "..", "data", "tests", "data", "compressed")
+
+
+def crc8(data):
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def crc16(data):
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+def utf8_number(n):
+    if n < 0x80:
+        return bytes([n])
+    if n < 0x800:
+        return bytes([0xC0 | n >> 6, 0x80 | n & 0x3F])
+    return bytes([0xE0 | n >> 12, 0x80 | n >> 6 & 0x3F, 0x80 | n & 0x3F])
+
+
+def flac(frames, block=65535, rate=8000, value=0):
+    """A mono 16-bit FLAC of `frames` constant frames of `block` samples:
+    about 11 bytes a frame, however long the block."""
+    total = frames * block
+    info = struct.pack(">HH", block, block) + bytes(6)
+    info += struct.pack(">Q", rate << 44 | 0 << 41 | 15 << 36 | total) + bytes(16)
+    out = b"fLaC" + bytes([0x80]) + len(info).to_bytes(3, "big") + info
+    for n in range(frames):
+        head = b"\xff\xf8\x70\x08" + utf8_number(n) + struct.pack(">H", block - 1)
+        head += bytes([crc8(head)])
+        frame = head + b"\x00" + struct.pack(">h", value)
+        out += frame + struct.pack(">H", crc16(frame))
+    return out
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), "rb") as f:
+        return f.read()
+
+
+def patch_atom(data, tag, offset, value):
+    """`data` with the 32-bit big-endian field `offset` bytes into the
+    first `tag` atom's body set to `value`."""
+    at = data.index(tag) + 4 + offset
+    return data[:at] + struct.pack(">I", value) + data[at + 4:]
+
+
+def compressed():
+    m4a, mp3, ogg, tone_flac = (fixture(f"tone.{e}") for e in ("m4a", "mp3", "ogg", "flac"))
+    return {
+        "flac-bomb.flac": flac(8000),
+        "flac-rate-100.flac": flac(4, block=4096, rate=100, value=1000),
+        "flac-cut.flac": tone_flac[:60],
+        "flac-bad-crc.flac": flac(2, block=4096)[:-1] + b"\x00",
+        "mp3-cut.mp3": mp3[:200],
+        "mp3-garbage.mp3": mp3[:4] + bytes(range(256)) * 8,
+        "ogg-cut.ogg": ogg[:100],
+        "m4a-cut.m4a": m4a[: len(m4a) // 3],
+        "m4a-stsz-huge.m4a": patch_atom(m4a, b"stsz", 8, 0xFFFFFFFF),
+        "m4a-stts-huge.m4a": patch_atom(m4a, b"stts", 4, 0xFFFFFFFF),
+        "m4a-moov-huge.m4a": patch_atom(m4a, b"moov", -8, 0xFFFFFFF0),
+        "m4a-mdhd-rate-0.m4a": patch_atom(m4a, b"mdhd", 12, 0),
+    }
+
+
 # --- Datasets ---------------------------------------------------------------
 
 US8K_HEADER = "slice_file_name,fsID,start,end,salience,fold,classID,class\n"
@@ -195,6 +274,35 @@ def datasets():
     us8k("huge-id", [(f, fold, 10**12 if cid == 2 else cid, cls) for f, fold, cid, cls in rows], files)
 
 
+def trees():
+    """Folder-per-class and speaker trees under `trees/`, each with a config
+    of the same name."""
+    good = [(f"{c}/{c}-{i}.wav", good_wav(0.2, freq=f)) for c, f in (("a", 300), ("b", 900))
+            for i in range(4)]
+    cases = {
+        # A file, not a folder: git keeps no empty directories.
+        "folders-empty": ("folders", [("notes.txt", "no class folders here")]),
+        "folders-one-class": ("folders", [(p, d) for p, d in good if p.startswith("a/")]),
+        "folders-empty-class": ("folders", good + [("c/notes.txt", "not audio")]),
+        "folders-bad-file": ("folders", good + [("b/b-bad.wav", WAVS["text"])]),
+        "folders-all-bad": ("folders", [(p, WAVS["data-empty"]) for p, _ in good]),
+        "speakers-no-raw": ("speakers", [("a/s1/x.wav", good_wav())]),
+        "speakers-flat": ("speakers", [(f"raw/{p}", d) for p, d in good]),
+        "speakers-one": ("speakers", [(f"raw/a/s{i}/x.wav", good_wav()) for i in range(4)]),
+        "speakers-bad-file": ("speakers", [(f"raw/{p[0]}/s{p[-5]}/{p[2:]}", d) for p, d in good]
+                              + [("raw/a/s0/bad.wav", WAVS["ima-align-4-stereo"])]),
+        "speakers-empty-speaker": ("speakers", [(f"raw/{p[0]}/s{p[-5]}/{p[2:]}", d) for p, d in good]
+                                   + [("raw/c/s0/readme.txt", "no audio here")]),
+    }
+    for name, (kind, files) in cases.items():
+        os.makedirs(os.path.join(HERE, "trees", name), exist_ok=True)
+        for rel, data in files:
+            write(f"trees/{name}/{rel}", data)
+        split = "\nsplit = { train = 0.5, val = 0.25, test = 0.25 }" if kind == "folders" else ""
+        config(f"tree-{name}", replace=[('kind = "urbansound8k"\npath = "us8k/good"',
+                                         f'kind = "{kind}"\npath = "trees/{name}"{split}')])
+
+
 # --- Configs ----------------------------------------------------------------
 
 GOOD_CONFIG = """\
@@ -245,6 +353,9 @@ def configs():
     config("weight-decay-negative", train='optimizer = { kind = "adam_w", weight_decay = -1.0 }')
     config("betas-out-of-range", train='optimizer = { kind = "adam", betas = [1.5, 0.999] }')
     config("grad-clip-negative", train="grad_clip = -1.0")
+    config("momentum-5", train='optimizer = { kind = "sgd", lr = 0.1, momentum = 5.0 }')
+    config("eps-0", train='optimizer = { kind = "adam", eps = 0.0 }')
+    config("output-dir-empty", replace=[('dir = "out/output-dir-empty"', 'dir = ""')])
     config("grad-clip-nan", train="grad_clip = nan")
     config("patience-0", train="early_stopping = { patience = 0 }")
     config("label-smoothing-1", train="label_smoothing = 1.0")
@@ -276,6 +387,16 @@ def configs():
     config("width-huge", replace=[('kind = "audio_cnn"', 'kind = "audio_cnn"\nwidth = 100000')])
     config("top-db-negative", replace=[("n_mels = 16 }", "n_mels = 16 }\ndb = { top_db = -80.0 }")])
     config("noise-prob-2", replace=[("[model]", "[augment]\nnoise = { prob = 2.0, std = 0.1 }\n\n[model]")])
+    for name, table in [
+        ("noise-std-negative", "noise = { prob = 0.5, std = -0.1 }"),
+        ("noise-snr-nan", "noise = { prob = 0.5, snr_db = nan }"),
+        ("noise-both", "noise = { prob = 0.5, std = 0.1, snr_db = 10.0 }"),
+        ("crop-fraction-2", "crop = { prob = 0.5, max_fraction = 2.0 }"),
+        ("stretch-delta-1", "stretch = { prob = 0.5, max_delta = 1.0 }"),
+        ("spec-noise-inf", "spec_noise = inf"),
+        ("spec-augment-many", "spec_augment = { freq_masks = 1000000000000 }"),
+    ]:
+        config(name, replace=[("[model]", f"[augment]\n{table}\n\n[model]")])
     config("time-shift-nan", replace=[("[model]", "[augment]\ntime_shift = nan\n\n[model]")])
     config("data-path-missing", replace=[('path = "us8k/good"', 'path = "us8k/nowhere"')])
     config("data-path-file", replace=[('path = "us8k/good"', 'path = "wav/text.wav"')])
@@ -294,13 +415,16 @@ def configs():
 
 
 def main():
-    for sub in ("wav", "us8k", "config"):
+    for sub in ("wav", "us8k", "config", "trees"):
         shutil.rmtree(os.path.join(HERE, sub), ignore_errors=True)
     for name, data in WAVS.items():
         write(f"wav/{name}.wav", data)
     write("wav/good.wav", good_wav())
+    for name, data in compressed().items():
+        write(f"wav/{name}", data)
     datasets()
     configs()
+    trees()
 
 
 if __name__ == "__main__":
