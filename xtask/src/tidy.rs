@@ -84,6 +84,8 @@ fn run_directory_file_names_are_spelled_only_in_run_dir() {
         "\"train.log\"",
         "cv_summary.json\"",
         "cv_summary.md\"",
+        "\"cv.json\"",
+        "\"slurm-logs\"",
         "\"fold-{",
     ];
     let owner = root().join("crates/train/src/run_dir.rs");

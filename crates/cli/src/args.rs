@@ -6,11 +6,13 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use hark_cli::download::Source;
+use hark_cli::slurm::{CvJobs, Resources};
 use hark_data::{EventSynthConfig, Split, SynthConfig};
-use hark_train::{Checkpoint, ExperimentConfig, RunDir};
+use hark_train::{Checkpoint, ExperimentConfig, RunDir, Shard};
 
 use crate::flags::{
-    Command, ConfigArgs, Dataset, EvalSplit, Inspect, ListenArgs, PredictArgs, SynthKind,
+    Command, ConfigArgs, Dataset, EvalSplit, Inspect, ListenArgs, PredictArgs, Scheduler,
+    SlurmArgs, SynthKind,
 };
 
 /// A command, ready to run.
@@ -31,6 +33,33 @@ pub enum Task {
         root: RunDir,
         /// Only these folds.
         folds: Option<Vec<u32>>,
+    },
+    /// Run one fold of a cross-validation under `root`.
+    CvFold {
+        /// The config.
+        config: Box<ExperimentConfig>,
+        /// The cross-validation root.
+        root: RunDir,
+        /// The test fold.
+        fold: u32,
+    },
+    /// Summarise the finished folds under `root`.
+    CvMerge {
+        /// The cross-validation root.
+        root: RunDir,
+        /// Whether unfinished folds still mean success.
+        allow_missing: bool,
+    },
+    /// Print or write a Slurm submit script.
+    EmitSlurm {
+        /// The config, to find the dataset's folds.
+        config: Box<ExperimentConfig>,
+        /// The jobs, paths absolute (folds filled in when run).
+        jobs: Box<CvJobs>,
+        /// Only these folds (default: every fold of the dataset).
+        folds: Option<Vec<u32>>,
+        /// Where to write the script (standard output when `None`).
+        out: Option<PathBuf>,
     },
     /// Evaluate a run's best checkpoint on one part of its split.
     Eval {
@@ -71,8 +100,8 @@ pub enum Task {
         /// The loss to reach.
         target: f32,
     },
-    /// Fill the feature cache.
-    Features(Box<ExperimentConfig>),
+    /// Fill the feature cache (or one shard's part of it).
+    Features(Box<ExperimentConfig>, Shard),
     /// Describe audio files.
     InspectWav(Vec<PathBuf>),
     /// Describe a config's dataset.
@@ -126,6 +155,33 @@ fn run_dir(config: &ExperimentConfig, out: Option<PathBuf>) -> RunDir {
     )
 }
 
+/// The jobs of `hark cv --emit slurm`, every path made absolute (the
+/// folds are filled in once the dataset is read).
+fn cv_jobs(
+    config: &std::path::Path,
+    overrides: Vec<String>,
+    root: &std::path::Path,
+    slurm: SlurmArgs,
+) -> Result<CvJobs> {
+    let workdir = std::env::current_dir()?;
+    Ok(CvJobs {
+        hark: std::env::current_exe()?,
+        config: std::path::absolute(config)?,
+        overrides,
+        root: std::path::absolute(root)?,
+        workdir,
+        folds: Vec::new(),
+        shards: slurm.shards,
+        resources: Resources {
+            partition: slurm.partition,
+            time: slurm.time,
+            cpus: slurm.cpus,
+            mem: slurm.mem,
+            gpus: slurm.gpus,
+        },
+    })
+}
+
 impl Task {
     /// The task `command` asks for.
     ///
@@ -175,15 +231,51 @@ impl Task {
                 }
                 (None, None) => unreachable!("clap requires --config without --resume"),
             },
-            Command::Cv { config, folds, out } => {
-                let config = load(&config)?;
-                let root = run_dir(&config, out);
-                Self::Cv {
-                    config,
-                    root,
-                    folds,
+            Command::Cv {
+                config,
+                set,
+                folds,
+                fold,
+                merge,
+                allow_missing,
+                emit,
+                slurm,
+                out,
+            } => match (merge, config) {
+                (Some(root), _) => Self::CvMerge {
+                    root: RunDir::new(root),
+                    allow_missing,
+                },
+                (None, Some(path)) => {
+                    let config = load(&ConfigArgs {
+                        config: path.clone(),
+                        set: set.clone(),
+                    })?;
+                    match (emit, fold) {
+                        (Some(Scheduler::Slurm), _) => {
+                            let root = run_dir(&config, None);
+                            let jobs = cv_jobs(&path, set, root.path(), slurm)?;
+                            Self::EmitSlurm {
+                                config,
+                                jobs: Box::new(jobs),
+                                folds,
+                                out,
+                            }
+                        }
+                        (None, Some(fold)) => Self::CvFold {
+                            root: run_dir(&config, out),
+                            config,
+                            fold,
+                        },
+                        (None, None) => Self::Cv {
+                            root: run_dir(&config, out),
+                            config,
+                            folds,
+                        },
+                    }
                 }
-            }
+                (None, None) => unreachable!("clap requires --config without --merge"),
+            },
             Command::Eval {
                 checkpoint,
                 fold,
@@ -218,7 +310,9 @@ impl Task {
                 steps,
                 target,
             },
-            Command::Features { config } => Self::Features(load(&config)?),
+            Command::Features { config, shard } => {
+                Self::Features(load(&config)?, shard.unwrap_or(Shard::WHOLE))
+            }
             Command::Inspect { what } => match what {
                 Inspect::Wav { files } => Self::InspectWav(files),
                 Inspect::Dataset { config, plot } => Self::InspectDataset {

@@ -6,8 +6,9 @@ use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 use hark_data::Split;
 use hark_train::{
-    Checkpoint, ExperimentConfig, FilePrediction, Predictor, Prepared, RunDir,
-    classification_report, cross_validate, evaluate, loader, overfit_one_batch, prepare, run,
+    Checkpoint, ExperimentConfig, FilePrediction, Predictor, Prepared, RunDir, Shard,
+    classification_report, cross_validate, cross_validate_fold, evaluate, loader, merge_folds,
+    overfit_one_batch, prepare_shard, run,
 };
 
 use crate::args::Task;
@@ -60,8 +61,84 @@ pub fn run_task(task: Task, bars: bool, out: &mut impl Write) -> Result<()> {
             steps,
             target,
         } => check(&config, steps, target, bars, out)?,
-        Task::Features(config) => {
+        Task::CvFold { config, root, fold } => {
             let p = prepared(&config, bars)?;
+            let mut console = Console::new(bars);
+            let (result, trained) = cross_validate_fold(&p, &config, fold, &root, &mut console)?;
+            writeln!(
+                out,
+                "fold {fold}{}: test accuracy {:.4}, macro F1 {:.4}; {}",
+                if trained { "" } else { " (finished before)" },
+                result.accuracy,
+                result.macro_f1,
+                root.fold(fold).path().display()
+            )?;
+        }
+        Task::CvMerge {
+            root,
+            allow_missing,
+        } => {
+            let summary = merge_folds(&root)?;
+            write!(out, "{}", summary.to_markdown())?;
+            writeln!(out, "summary: {}", root.cv_summary_md().display())?;
+            if !summary.missing.is_empty() && !allow_missing {
+                let list: Vec<String> = summary.missing.iter().map(u32::to_string).collect();
+                bail!(
+                    "{}: fold {} not finished (the summary covers the others; \
+                     --allow-missing makes that success)",
+                    root.path().display(),
+                    list.join(", ")
+                );
+            }
+        }
+        Task::EmitSlurm {
+            config,
+            mut jobs,
+            folds,
+            out: file,
+        } => {
+            let dataset = hark_data::open_dataset(
+                config.data.kind,
+                &config.data.path,
+                &config.data.load_options(),
+            )
+            .with_context(|| format!("reading {}", config.data.path.display()))?;
+            let all = dataset.fold_ids();
+            if all.is_empty() || config.data.ignore_folds {
+                bail!(
+                    "{}: cross-validation needs a dataset with folds (and data.ignore_folds = false)",
+                    config.data.path.display()
+                );
+            }
+            jobs.folds = folds.unwrap_or_else(|| all.clone());
+            jobs.folds.sort_unstable();
+            jobs.folds.dedup();
+            if let Some(k) = jobs.folds.iter().find(|k| !all.contains(k)) {
+                bail!(
+                    "--folds: {} has no fold {k} (its folds: {all:?})",
+                    config.data.path.display()
+                );
+            }
+            let script = jobs.script();
+            match file {
+                Some(path) => {
+                    hark_data::write_atomic(&path, script.as_bytes())?;
+                    writeln!(
+                        out,
+                        "wrote {}: {} fold tasks; submit with `bash {}`",
+                        path.display(),
+                        jobs.folds.len(),
+                        path.display()
+                    )?;
+                }
+                None => write!(out, "{script}")?,
+            }
+        }
+        Task::Features(config, shard) => {
+            let p = prepared_shard(&config, shard, bars)?;
+            if shard != Shard::WHOLE {
+                write!(out, "shard {}/{}: ", shard.index, shard.count)?;
+            }
             writeln!(
                 out,
                 "{} of {} examples have features in the cache",
@@ -227,7 +304,12 @@ fn write_phase_map(config: &ExperimentConfig, force: bool, out: &mut impl Write)
 
 /// The config's dataset with its features, skipped files logged.
 fn prepared(config: &ExperimentConfig, bars: bool) -> Result<Prepared> {
-    let p = prepare(config, &ExtractProgress::new(bars))
+    prepared_shard(config, Shard::WHOLE, bars)
+}
+
+/// As [`prepared`], for one shard of the dataset.
+fn prepared_shard(config: &ExperimentConfig, shard: Shard, bars: bool) -> Result<Prepared> {
+    let p = prepare_shard(config, shard, &ExtractProgress::new(bars))
         .with_context(|| format!("preparing {}", config.data.path.display()))?;
     for s in &p.skipped {
         tracing::warn!("skipped {}: {}", s.path.display(), s.reason);

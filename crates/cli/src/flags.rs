@@ -27,6 +27,37 @@ pub struct Flags {
     pub quiet: bool,
 }
 
+/// Schedulers `hark cv --emit` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scheduler {
+    /// Slurm: an array job over the folds and a merge job after it.
+    Slurm,
+}
+
+/// What `hark cv --emit slurm` asks the scheduler for, per task.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SlurmArgs {
+    /// Slurm partition.
+    #[arg(long, requires = "emit")]
+    pub partition: Option<String>,
+    /// Time limit per task, e.g. `2:00:00`.
+    #[arg(long, requires = "emit")]
+    pub time: Option<String>,
+    /// CPUs per task (hark's --threads follows them).
+    #[arg(long, requires = "emit", value_parser = count::<1, 1024>)]
+    pub cpus: Option<usize>,
+    /// Memory per task, e.g. `8G`.
+    #[arg(long, requires = "emit")]
+    pub mem: Option<String>,
+    /// GPUs per task.
+    #[arg(long, requires = "emit", value_parser = count::<1, 64>)]
+    pub gpus: Option<usize>,
+    /// Feature-extraction tasks to run before training (`hark features
+    /// --shard I/N`); 0: the folds extract their own.
+    #[arg(long, requires = "emit", default_value_t = 0, value_parser = count::<0, 10_000>)]
+    pub shards: usize,
+}
+
 /// The config file and its overrides, shared by the commands that read one.
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
@@ -62,12 +93,38 @@ pub enum Command {
     },
     /// Cross-validate over a dataset's folds.
     Cv {
-        #[command(flatten)]
-        config: ConfigArgs,
-        /// Only these folds, e.g. `1,3` (finished folds are skipped anyway).
-        #[arg(long, value_delimiter = ',')]
+        /// The experiment config (TOML); not read by --merge.
+        #[arg(long, short, required_unless_present = "merge")]
+        config: Option<PathBuf>,
+        /// Override a config key: `--set train.epochs=5` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Only these folds, e.g. `1,3` (finished folds are skipped anyway);
+        /// with --emit, the array's tasks.
+        #[arg(long, value_delimiter = ',', conflicts_with_all = ["fold", "merge"])]
         folds: Option<Vec<u32>>,
-        /// Root of the fold directories (default: the config's output.dir).
+        /// Run exactly this fold and nothing else (no summary): one task of
+        /// a cluster array job. Safe beside the other folds on a shared
+        /// file system; resumes an unfinished fold, skips a finished one.
+        #[arg(long, conflicts_with_all = ["merge", "emit"])]
+        fold: Option<u32>,
+        /// Summarise the finished folds under RUN_ROOT (cv_summary.json,
+        /// cv_summary.md, confusion.png); exits 1 when any fold has not
+        /// finished, unless --allow-missing.
+        #[arg(long, value_name = "RUN_ROOT", conflicts_with = "emit")]
+        merge: Option<PathBuf>,
+        /// With --merge: a summary of the finished folds is success.
+        #[arg(long, requires = "merge")]
+        allow_missing: bool,
+        /// Print a script that submits the cross-validation to a scheduler
+        /// instead of running it (run it with `bash`).
+        #[arg(long, value_enum)]
+        emit: Option<Scheduler>,
+        #[command(flatten)]
+        slurm: SlurmArgs,
+        /// Root of the fold directories (default: the config's output.dir);
+        /// with --emit, the file the script is written to (the root is then
+        /// output.dir: `--set output.dir=DIR`).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -119,6 +176,10 @@ pub enum Command {
     Features {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Only the I-th of N disjoint shares of the examples (`3/8`): one
+        /// task of an array job filling the cache of a large corpus.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<hark_train::Shard>,
     },
     /// Describe a WAV file, a dataset or a model.
     Inspect {

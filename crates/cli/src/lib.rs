@@ -3,5 +3,8 @@
 //!
 //! - [`download`]: fetch, verify, unpack and describe a public dataset
 //!   (`hark download`).
+//! - [`slurm`]: the submit script of a cross-validation on a Slurm cluster
+//!   (`hark cv --emit slurm`).
 
 pub mod download;
+pub mod slurm;

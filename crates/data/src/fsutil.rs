@@ -1,11 +1,16 @@
 //! File-system helpers: atomic writes and sorted directory listings.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, io_error};
 
 /// Writes `bytes` to a temporary file beside `path` and renames it into
-/// place, so a reader never sees a half-written file.
+/// place, so a reader never sees a half-written file. The temporary name
+/// holds the process id and a random number: processes on different
+/// machines sharing a file system (cross-validation folds run as cluster
+/// jobs) may write the same file at once, and the last rename wins whole.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -16,9 +21,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io_error(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_error(path))
+    // RandomState's keys come from the operating system's randomness.
+    let nonce = RandomState::new().build_hasher().finish();
+    let tmp = dir.join(format!(".{name}.{}-{nonce:016x}.tmp", std::process::id()));
+    let written = std::fs::write(&tmp, bytes)
+        .map_err(io_error(&tmp))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(io_error(path)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Entries of `dir` that satisfy `keep`, sorted by name (so listings are the

@@ -76,7 +76,7 @@ pub use config::{
     ModelSection, Monitor, NormalizationSetting, OutputConfig, SplitPolicy, SplitSetting,
     TrainConfig, Validation,
 };
-pub use cv::{CvSummary, FoldResult, cross_validate};
+pub use cv::{CvPlan, CvSummary, FoldResult, cross_validate, cross_validate_fold, merge_folds};
 pub use error::{Error, Result};
 pub use event_score::{DEFAULT_COLLAR, EventScores, score_events};
 pub use listen::{Event, HopTimes, ListenOptions, Listener, Output, StreamMode};
@@ -86,7 +86,7 @@ pub use observer::Observer;
 pub use optimizer::{OptimizerConfig, StatefulOptimizer};
 pub use plot::{SPECS_GRID, SpecTile, bars_png, confusion_png, curves_png, specs_png};
 pub use predict::{FilePrediction, Predictor, WindowPrediction};
-pub use prepare::{Part, Prepared, prepare};
+pub use prepare::{Part, Prepared, Shard, prepare, prepare_shard};
 pub use report::{classification_report, write_report};
 pub use run::{ModelInfo, RunResult, run};
 pub use run_dir::{Checkpoint, RunDir};

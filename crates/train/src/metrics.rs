@@ -41,6 +41,22 @@ impl ConfusionMatrix {
         Ok(m)
     }
 
+    /// The matrix of `counts` (row = truth), which must be `classes` rows
+    /// of `classes` counts: a matrix read back from a report.
+    ///
+    /// # Errors
+    /// [`Error::Metrics`] for any other shape.
+    pub fn from_counts(classes: usize, counts: Vec<Vec<u64>>) -> Result<Self> {
+        if counts.len() != classes || counts.iter().any(|row| row.len() != classes) {
+            let rows = counts.iter().map(Vec::len).collect::<Vec<_>>();
+            return Err(Error::Metrics(format!(
+                "a confusion matrix over {classes} classes needs {classes} rows of {classes}, \
+                 got rows of {rows:?}"
+            )));
+        }
+        Ok(Self { counts })
+    }
+
     /// Counts one example.
     ///
     /// # Errors
@@ -70,7 +86,11 @@ impl ConfusionMatrix {
             )));
         }
         for (row, o) in self.counts.iter_mut().zip(&other.counts) {
-            row.iter_mut().zip(o).for_each(|(a, b)| *a += b);
+            for (a, b) in row.iter_mut().zip(o) {
+                *a = a
+                    .checked_add(*b)
+                    .ok_or_else(|| Error::Metrics("confusion counts overflow".into()))?;
+            }
         }
         Ok(())
     }

@@ -65,6 +65,54 @@ impl Part {
 /// `strict`, or a cache that cannot be written; [`Error::Config`] for
 /// feature settings the extractor rejects.
 pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<Prepared> {
+    prepare_shard(config, Shard::WHOLE, progress)
+}
+
+/// One of `count` disjoint shares of a dataset's examples: those whose
+/// position `i` (after chunking) has `i % count == index - 1`, so every
+/// share mixes classes and folds as the whole does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which share, from 1.
+    pub index: usize,
+    /// How many shares.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole dataset.
+    pub const WHOLE: Self = Self { index: 1, count: 1 };
+
+    fn holds(self, position: usize) -> bool {
+        position % self.count == self.index - 1
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `I/N` with 1 <= I <= N.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let parsed = s
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) if (1..=count).contains(&index) => Ok(Self { index, count }),
+            _ => Err(format!("expected I/N with 1 <= I <= N, got {s:?}")),
+        }
+    }
+}
+
+/// As [`prepare`], for the examples of one [`Shard`] only: an array job's
+/// task fills its share of the feature cache.
+///
+/// # Errors
+/// As [`prepare`].
+pub fn prepare_shard(
+    config: &ExperimentConfig,
+    shard: Shard,
+    progress: &dyn Progress,
+) -> Result<Prepared> {
     let options = config.data.load_options();
     let mut dataset = open_dataset(config.data.kind, &config.data.path, &options)?;
     if dataset.classes.len() < 2 {
@@ -87,6 +135,13 @@ pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<Pre
             tail: hark_dsp::Tail::Drop,
         };
         dataset = chunk_dataset(dataset, &chunks, config.data.strict)?;
+    }
+    if shard != Shard::WHOLE {
+        let mut position = 0;
+        dataset.examples.retain(|_| {
+            position += 1;
+            shard.holds(position - 1)
+        });
     }
     let extractor = FeatureExtractor::new(&config.features).map_err(features_error)?;
     let stage = match (
@@ -213,15 +268,7 @@ impl Prepared {
     /// The folds that hold examples, in order (a corpus may use fewer than
     /// its layout's ten).
     pub fn folds(&self) -> Vec<u32> {
-        let mut folds: Vec<u32> = self
-            .dataset
-            .examples
-            .iter()
-            .filter_map(|e| e.fold)
-            .collect();
-        folds.sort_unstable();
-        folds.dedup();
-        folds
+        self.dataset.fold_ids()
     }
 
     /// The readable examples in `split`.
@@ -235,5 +282,29 @@ impl Prepared {
             }
         }
         part
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn shards_parse_and_split_positions_disjointly() {
+        let s: Shard = "2/3".parse().unwrap();
+        assert_eq!(s, Shard { index: 2, count: 3 });
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0", ""] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        let owners: Vec<usize> = (0..7)
+            .map(|i| {
+                let shards = (1..=3).filter(|&k| Shard { index: k, count: 3 }.holds(i));
+                let owners: Vec<usize> = shards.collect();
+                assert_eq!(owners.len(), 1, "position {i}");
+                owners[0]
+            })
+            .collect();
+        assert_eq!(owners, [1, 2, 3, 1, 2, 3, 1]);
+        assert!((0..5).all(|i| Shard::WHOLE.holds(i)));
     }
 }

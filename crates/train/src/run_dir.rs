@@ -98,7 +98,7 @@ impl RunDir {
     }
 
     /// Removes what interrupted atomic writes left in the directory (the
-    /// `.NAME.PID.tmp` files of [`write_atomic`](hark_data::write_atomic)).
+    /// `.NAME.PID-RANDOM.tmp` files of [`write_atomic`](hark_data::write_atomic)).
     ///
     /// # Errors
     /// [`Error::Io`] when the directory cannot be listed or a leftover
@@ -203,6 +203,16 @@ impl RunDir {
     /// `fold-KK/`.
     pub fn fold(&self, k: u32) -> Self {
         Self::new(self.root.join(format!("fold-{k:02}")))
+    }
+
+    /// `slurm-logs/`: the per-task logs of a cross-validation's cluster jobs.
+    pub fn slurm_logs(&self) -> PathBuf {
+        self.root.join("slurm-logs")
+    }
+
+    /// `cv.json`: the folds and classes of a cross-validation rooted here.
+    pub fn cv_plan(&self) -> PathBuf {
+        self.root.join("cv.json")
     }
 
     /// `cv_summary.json` of a cross-validation rooted here.

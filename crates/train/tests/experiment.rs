@@ -8,8 +8,8 @@ use std::path::Path;
 
 use hark_data::{NoProgress, Split, SynthConfig, generate_urban_synth};
 use hark_train::{
-    Checkpoint, EpochMetrics, ExperimentConfig, Observer, RunDir, RunResult, cross_validate,
-    prepare,
+    Checkpoint, EpochMetrics, ExperimentConfig, FoldResult, Observer, RunDir, RunResult,
+    cross_validate, prepare,
 };
 
 /// Counts what a cross-validation reports.
@@ -102,11 +102,7 @@ fn cross_validation_writes_every_fold_and_a_summary_and_resumes() {
     let total: u64 = summary.confusion.iter().flatten().sum();
     assert_eq!(
         total as usize,
-        summary
-            .folds
-            .iter()
-            .map(|f| f.result.examples)
-            .sum::<usize>()
+        summary.folds.iter().map(|f| f.examples).sum::<usize>()
     );
     assert_eq!(total as usize, prepared.dataset.examples.len());
     for k in 1..=3 {
@@ -143,7 +139,7 @@ fn cross_validation_writes_every_fold_and_a_summary_and_resumes() {
         );
         assert_eq!(
             csv.lines().count(),
-            summary.folds[k as usize - 1].result.examples + 1
+            summary.folds[k as usize - 1].examples + 1
         );
     }
     let md = std::fs::read_to_string(root.join("cv_summary.md")).unwrap();
@@ -155,8 +151,8 @@ fn cross_validation_writes_every_fold_and_a_summary_and_resumes() {
     let model = fold.model(Checkpoint::Best).unwrap();
     assert_eq!(model.n_classes(), prepared.dataset.classes.len());
     assert_eq!(
-        fold.read_result().unwrap(),
-        Some(summary.folds[0].result.clone())
+        fold.read_result().unwrap().map(|r| FoldResult::new(1, r)),
+        Some(summary.folds[0].clone())
     );
 
     // A second run trains nothing and gives the same summary.
@@ -229,7 +225,7 @@ fn seed_001s_protocol_trains_on_every_other_fold_and_tests_the_final_weights() {
     )
     .unwrap();
     // No validation: the final weights are the run's.
-    assert_eq!(summary.folds[0].result.best_epoch, 2);
+    assert_eq!(summary.folds[0].best_epoch, 2);
     let fold = root.join("fold-02");
     let read = |name: &str| std::fs::read(fold.join(name)).unwrap();
     let (best, last) = (read("best.safetensors"), read("last.safetensors"));

@@ -1,5 +1,8 @@
 //! Running the `hark` binary from the integration tests.
 
+// Each test binary compiles its own copy and uses a part of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -26,4 +29,38 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
         out.status
     );
     stdout.into_owned()
+}
+
+/// A 2-epoch AudioCnn on 1 s clips at 8 kHz over `corpus/`, caching in
+/// `cache/`: the cross-validation tests' config.
+pub const TINY_CV_CONFIG: &str = r#"
+[data]
+path = "corpus"
+cache_dir = "cache"
+
+[features]
+duration = 1.0
+mel = { sample_rate = 8000, n_fft = 256, hop_length = 128, n_mels = 16 }
+
+[model]
+kind = "audio_cnn"
+
+[train]
+epochs = 2
+batch_size = 8
+threads = 1
+"#;
+
+/// Writes a generated 3-fold corpus of `clips` clips of up to 1 s to
+/// `dir/corpus` and [`TINY_CV_CONFIG`] to `dir/tiny.toml`.
+pub fn tiny_cv_corpus(dir: &Path, clips: usize) {
+    let clips = clips.to_string();
+    let args = [
+        "synth", "--out", "corpus", "--clips", &clips, "--folds", "3",
+    ];
+    ok(
+        dir,
+        &[&args[..], &["--max-seconds", "1", "--seed", "2"]].concat(),
+    );
+    std::fs::write(dir.join("tiny.toml"), TINY_CV_CONFIG).unwrap();
 }
