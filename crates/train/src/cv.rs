@@ -171,9 +171,9 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 
 /// Runs test fold `k` in `root`'s `fold-KK/` and nothing else, resuming
 /// its checkpoint when it has one; returns its result and whether it was
-/// trained now (false: it had finished before). It writes only inside `fold-KK/` (and `cv.json`,
-/// whose bytes every fold shares), so all folds may run at once on
-/// machines sharing the file system.
+/// trained now (false: it had finished before). It writes only inside
+/// `fold-KK/` (and `cv.json`, whose bytes every fold shares), so all folds
+/// may run at once on machines sharing the file system.
 ///
 /// # Errors
 /// As [`cross_validate`].
