@@ -7,8 +7,8 @@ use clap::CommandFactory;
 use hark_data::Split;
 use hark_train::{
     Checkpoint, ExperimentConfig, FilePrediction, Predictor, Prepared, RunDir, Shard,
-    classification_report, cross_validate, cross_validate_fold, evaluate, loader, merge_folds,
-    overfit_one_batch, prepare_shard, run,
+    classification_report, cross_validate, cross_validate_fold, evaluate_crops, held_out,
+    merge_folds, overfit_one_batch, prepare_shard, run,
 };
 
 use crate::args::Task;
@@ -413,7 +413,7 @@ fn eval(
     if part.is_empty() {
         bail!("no {name} examples to evaluate");
     }
-    let mut eval = evaluate(&model, &loader(&p, &config, &part, false)?)?;
+    let mut eval = evaluate_crops(&model, &held_out(&p, &config, &part)?)?;
     if let Some(t) = info.threshold {
         eval = eval.with_threshold(t);
     }

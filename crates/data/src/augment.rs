@@ -66,9 +66,26 @@ pub struct AugmentConfig {
     /// `features.placement`. Default: false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub random_placement: bool,
+    /// Test-time augmentation: each held-out clip is placed this many times,
+    /// the first by `features.placement`, the others at random offsets
+    /// seeded by the clip's path and the crop's number, and the model's
+    /// class probabilities averaged over them. Needs `random_placement`
+    /// (the cache then holds whole clips to place). Validation during
+    /// training sees the first placement only. Default: 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_crops: Option<usize>,
 }
 
+/// The most placements [`AugmentConfig::test_crops`] may ask for: each one
+/// is a forward pass over the held-out set.
+const MAX_TEST_CROPS: usize = 64;
+
 impl AugmentConfig {
+    /// How many placements each held-out clip gets ([`Self::test_crops`]).
+    pub fn crops(&self) -> usize {
+        self.test_crops.unwrap_or(1)
+    }
+
     /// Whether any augmentation works on the waveform, so clips must be
     /// cached at [`crate::Stage::Waveform`] (at [`crate::Stage::Resampled`]
     /// for a random placement).
@@ -148,6 +165,22 @@ impl AugmentConfig {
                 std.is_finite() && std >= 0.0,
                 "must be finite and >= 0",
             )?;
+        }
+        if let Some(n) = self.test_crops {
+            let rule = if !(1..=MAX_TEST_CROPS).contains(&n) {
+                Some("must be in [1, 64]")
+            } else if n > 1 && !self.random_placement {
+                Some("needs augment.random_placement = true")
+            } else {
+                None
+            };
+            if let Some(rule) = rule {
+                return Err(DataError::InvalidOption {
+                    field: "augment.test_crops",
+                    rule,
+                    got: n.to_string(),
+                });
+            }
         }
         if let Some(s) = &self.spec_augment {
             s.validate().map_err(|e| DataError::InvalidOption {

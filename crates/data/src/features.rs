@@ -268,7 +268,7 @@ impl FeatureExtractor {
         if stage == Stage::Resampled {
             return Ok(whole);
         }
-        let wave = self.place(&whole, &example.path);
+        let wave = self.place(&whole, &example.path, 0);
         match stage {
             Stage::Resampled | Stage::Waveform => Ok(wave),
             Stage::LogMel => self.transform(&wave).map_err(|source| DataError::Dsp {
@@ -279,12 +279,19 @@ impl FeatureExtractor {
     }
 
     /// A [`Stage::Resampled`] waveform of the file at `path` padded or
-    /// trimmed to `duration` by `placement` (a `random` offset drawn from a
-    /// generator seeded by the path, so it is the same in every run):
-    /// [`Stage::Waveform`]. Unchanged without a duration.
-    pub fn place(&self, whole: &Features, path: &Path) -> Features {
+    /// trimmed to `duration`: [`Stage::Waveform`]. Crop 0 is placed by
+    /// `placement` (a `random` offset drawn from a generator seeded by the
+    /// path, so it is the same in every run); each further crop (test-time
+    /// augmentation, `augment.test_crops`) at a random offset drawn from
+    /// that generator's stream `crop`. Unchanged without a duration.
+    pub fn place(&self, whole: &Features, path: &Path, crop: u64) -> Features {
         let mut rng = ChaCha8Rng::seed_from_u64(path_seed(path));
-        self.place_with(whole, self.config.placement, &mut rng)
+        rng.set_stream(crop);
+        let placement = match crop {
+            0 => self.config.placement,
+            _ => Placement::Random,
+        };
+        self.place_with(whole, placement, &mut rng)
     }
 
     /// [`Self::place`] by `placement` drawing from `rng`; every channel

@@ -335,8 +335,13 @@ fn the_resampled_stage_is_the_whole_clip_and_placing_it_gives_the_waveform_stage
             (w.channels, w.frames),
             (2, (seconds * 22050.0f64).round() as usize)
         );
-        let placed = extractor.place(w, &ds.examples[i].path);
+        let placed = extractor.place(w, &ds.examples[i].path, 0);
         assert_eq!(Some(&placed), fixed[i].as_ref(), "clip {i}");
+        // Further crops (augment.test_crops) are other seeded placements.
+        let crop = |k| extractor.place(w, &ds.examples[i].path, k);
+        let [c0, c1, c2] = [0, 1, 2].map(crop);
+        assert!(c0 != c1 && c1 != c2 && c0 != c2, "clip {i}");
+        assert_eq!(c2, crop(2));
         // Cached under its own stage.
         assert_eq!(
             cache.lookup(&ds.examples[i], Stage::Resampled).unwrap(),

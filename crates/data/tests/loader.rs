@@ -144,6 +144,7 @@ fn augmentation_reproduces_per_epoch_and_example() {
         }),
         spec_noise: None,
         random_placement: false,
+        test_crops: None,
     };
     let l = loader(
         wave.clone(),

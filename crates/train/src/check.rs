@@ -49,7 +49,7 @@ pub fn overfit_one_batch(
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(config.train.seed));
     order.truncate(config.train.batch_size.max(1));
     let clips = (order.iter())
-        .map(|&i| prepared.logmel(part.examples[i], part.clips[i]))
+        .map(|&i| prepared.logmel(part.examples[i], part.clips[i], 0))
         .collect::<Result<Vec<_>>>()?;
     let labels = order.iter().map(|&i| part.labels[i]).collect();
     let batch = Loader::new(

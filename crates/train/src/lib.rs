@@ -80,7 +80,7 @@ pub use cv::{CvPlan, CvSummary, FoldResult, cross_validate, cross_validate_fold,
 pub use error::{Error, Result};
 pub use event_score::{DEFAULT_COLLAR, EventScores, score_events};
 pub use listen::{Event, HopTimes, ListenOptions, Listener, Output, StreamMode};
-pub use loaders::loader;
+pub use loaders::{held_out, loader};
 pub use metrics::{ClassScores, ClassificationReport, ConfusionMatrix};
 pub use observer::Observer;
 pub use optimizer::{OptimizerConfig, StatefulOptimizer};
@@ -94,5 +94,5 @@ pub use schedule::{Anneal, LrSchedule, ScheduleConfig};
 pub use sgd::{Sgd, SgdConfig};
 pub use trainer::{
     EpochMetrics, Evaluation, Prediction, Trainer, argmax, batch_tensor, choose_threshold,
-    clip_grad_norm, evaluate,
+    clip_grad_norm, evaluate, evaluate_crops,
 };

@@ -21,6 +21,32 @@ pub fn loader(
     part: &Part,
     training: bool,
 ) -> Result<Loader> {
+    placed_loader(prepared, config, part, training, 0)
+}
+
+/// One held-out loader over `part` per placement of its clips
+/// (`augment.test_crops`), for [`crate::evaluate_crops`].
+///
+/// # Errors
+/// As [`loader`].
+pub fn held_out(
+    prepared: &Prepared,
+    config: &ExperimentConfig,
+    part: &Part,
+) -> Result<Vec<Loader>> {
+    (0..config.augment.crops() as u64)
+        .map(|crop| placed_loader(prepared, config, part, false, crop))
+        .collect()
+}
+
+/// [`loader`], its held-out clips placed as `crop`.
+fn placed_loader(
+    prepared: &Prepared,
+    config: &ExperimentConfig,
+    part: &Part,
+    training: bool,
+    crop: u64,
+) -> Result<Loader> {
     let extractor = &prepared.extractor;
     let augment = if training {
         config.augment.clone()
@@ -30,7 +56,7 @@ pub fn loader(
     // Held-out clips are log-mels even when training clips are waveforms.
     let (clips, indices) = if !training && prepared.stage != Stage::LogMel {
         (
-            Arc::new(logmels(prepared, part)?),
+            Arc::new(logmels(prepared, part, crop)?),
             (0..part.clips.len()).collect(),
         )
     } else {
@@ -72,7 +98,7 @@ pub(crate) fn with_statistics(
     let NormalizationSetting::Computed(kind) = config.train.normalization else {
         return Ok(config.clone());
     };
-    let logmels = logmels(prepared, train)?;
+    let logmels = logmels(prepared, train, 0)?;
     let fixed = match kind {
         ComputedNormalization::Dataset => {
             let (mean, std) = dataset_stats(&logmels);
@@ -88,10 +114,10 @@ pub(crate) fn with_statistics(
     Ok(config)
 }
 
-/// The held-out features of every clip of `part`.
-fn logmels(prepared: &Prepared, part: &Part) -> Result<Vec<hark_data::Features>> {
+/// The held-out features of every clip of `part`, placed as `crop`.
+fn logmels(prepared: &Prepared, part: &Part, crop: u64) -> Result<Vec<hark_data::Features>> {
     (part.examples.iter().zip(&part.clips))
-        .map(|(&example, &clip)| prepared.logmel(example, clip))
+        .map(|(&example, &clip)| prepared.logmel(example, clip, crop))
         .collect()
 }
 

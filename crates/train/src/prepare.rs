@@ -238,7 +238,7 @@ impl Prepared {
             .filter_map(|(example, clip)| clip.map(|c| (example, c)))
             .max_by_key(|&(_, c)| self.clips[c].frames)
             .ok_or(Error::NoExamples)?;
-        let [channels, height, frames] = self.logmel(longest.0, longest.1)?.shape();
+        let [channels, height, frames] = self.logmel(longest.0, longest.1, 0)?.shape();
         Ok(InputShape {
             channels,
             height,
@@ -247,12 +247,12 @@ impl Prepared {
     }
 
     /// The held-out features of `example`, whose clip is `clip`: the
-    /// cached log-mel, or the log-mel of its waveform placed by
-    /// `features.placement`.
+    /// cached log-mel, or the log-mel of its waveform placed as `crop`
+    /// (0: by `features.placement`; see [`hark_data::FeatureExtractor::place`]).
     ///
     /// # Errors
     /// A waveform the extractor rejects.
-    pub fn logmel(&self, example: usize, clip: usize) -> Result<Features> {
+    pub fn logmel(&self, example: usize, clip: usize, crop: u64) -> Result<Features> {
         let features = &self.clips[clip];
         Ok(match self.stage {
             Stage::LogMel => features.clone(),
@@ -260,7 +260,7 @@ impl Prepared {
             Stage::Resampled => {
                 let path = &self.dataset.examples[example].path;
                 self.extractor
-                    .transform(&self.extractor.place(features, path))?
+                    .transform(&self.extractor.place(features, path, crop))?
             }
         })
     }

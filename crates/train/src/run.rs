@@ -10,7 +10,7 @@ use crate::observer::RunLog;
 use crate::run_dir::{write_file, write_json};
 use crate::{
     Error, ExperimentConfig, Observer, Prepared, Result, RunDir, SPECS_GRID, SpecTile, Trainer,
-    choose_threshold, curves_png, evaluate, loader, specs_png, write_report,
+    choose_threshold, curves_png, evaluate_crops, held_out, loader, specs_png, write_report,
 };
 
 /// What a run directory's `model.json` records to rebuild its model for
@@ -173,12 +173,13 @@ pub fn run(
     write_file(&run.config(), config.to_toml(&run.config())?.as_bytes())?;
     let train = loader(prepared, config, &train_part, true)?;
     write_specs(&train, &prepared.dataset.classes, run)?;
-    let val = if val_part.is_empty() {
-        None
-    } else {
-        Some(loader(prepared, config, &val_part, false)?)
+    // Validation during training sees the first placement only; the test
+    // set and the decision threshold see every one.
+    let val = match val_part.is_empty() {
+        true => Vec::new(),
+        false => held_out(prepared, config, &val_part)?,
     };
-    let test = loader(prepared, config, &test_part, false)?;
+    let test = held_out(prepared, config, &test_part)?;
 
     let mut info = ModelInfo {
         spec: config.model.spec.clone(),
@@ -199,7 +200,7 @@ pub fn run(
         info.input.height,
         info.input.frames,
         train.examples_per_epoch(),
-        val.as_ref().map_or(0, Loader::examples_per_epoch),
+        val.first().map_or(0, Loader::examples_per_epoch),
         test_part.examples.len()
     ));
     let mut trainer = Trainer::new(&model, &config.train, train.batches_per_epoch())?;
@@ -210,13 +211,13 @@ pub fn run(
             config.train.epochs
         ));
     }
-    let state = trainer.fit(&train, val.as_ref(), run, &mut log)?.clone();
+    let state = trainer.fit(&train, val.first(), run, &mut log)?.clone();
     model.load(&run.best_weights()?)?;
-    let mut eval = evaluate(&model, &test)?;
+    let mut eval = evaluate_crops(&model, &test)?;
     if info.output == Output::Sigmoid {
-        let threshold = match &val {
-            Some(v) => choose_threshold(&evaluate(&model, v)?),
-            None => 0.5,
+        let threshold = match val.is_empty() {
+            false => choose_threshold(&evaluate_crops(&model, &val)?),
+            true => 0.5,
         };
         log.note(&format!(
             "decision threshold {threshold:.4} (macro F1 on validation)"

@@ -168,6 +168,42 @@ pub fn evaluate(model: &Model, loader: &Loader) -> Result<Evaluation> {
     })
 }
 
+/// [`evaluate`] over each placement of the same held-out clips
+/// ([`crate::held_out`]): every example's class probabilities are the mean
+/// over its placements and its prediction their most probable class; the
+/// loss is the mean of the placements' losses. One loader gives exactly
+/// [`evaluate`]'s result.
+///
+/// # Errors
+/// As [`evaluate`]; [`Error::NoExamples`] without loaders.
+pub fn evaluate_crops(model: &Model, loaders: &[Loader]) -> Result<Evaluation> {
+    let (first, rest) = loaders.split_first().ok_or(Error::NoExamples)?;
+    let mut eval = evaluate(model, first)?;
+    if rest.is_empty() {
+        return Ok(eval);
+    }
+    for loader in rest {
+        let other = evaluate(model, loader)?;
+        eval.loss += other.loss;
+        for (p, q) in eval.predictions.iter_mut().zip(other.predictions) {
+            p.probabilities
+                .iter_mut()
+                .zip(q.probabilities)
+                .for_each(|(a, b)| *a += b);
+        }
+    }
+    let crops = loaders.len() as f32;
+    eval.loss /= crops as f64;
+    let mut correct = 0;
+    for p in &mut eval.predictions {
+        p.probabilities.iter_mut().for_each(|a| *a /= crops);
+        p.predicted = argmax(&p.probabilities);
+        correct += usize::from(p.predicted == p.label);
+    }
+    eval.accuracy = correct as f64 / eval.predictions.len().max(1) as f64;
+    Ok(eval)
+}
+
 impl Evaluation {
     /// The same predictions decided by a threshold on the probability of
     /// class 1 instead of the most probable class (binary classifiers).

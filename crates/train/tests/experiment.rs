@@ -8,8 +8,8 @@ use std::path::Path;
 
 use hark_data::{NoProgress, Split, SynthConfig, generate_urban_synth};
 use hark_train::{
-    Checkpoint, EpochMetrics, ExperimentConfig, FoldResult, Observer, RunDir, RunResult,
-    cross_validate, prepare,
+    Checkpoint, EpochMetrics, Evaluation, ExperimentConfig, FoldResult, Observer, Predictor,
+    RunDir, RunResult, argmax, cross_validate, evaluate, evaluate_crops, held_out, prepare,
 };
 
 /// Counts what a cross-validation reports.
@@ -268,6 +268,85 @@ fn seed_001s_protocol_trains_on_every_other_fold_and_tests_the_final_weights() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("augment.random_placement"), "{err}");
+}
+
+#[test]
+fn test_crops_average_each_held_out_clip_over_its_placements() {
+    let tmp = tempfile::tempdir().unwrap();
+    corpus(tmp.path());
+    // Clips of up to 1 s in a 1.5 s window: every placement differs.
+    let crops = |n: &str| {
+        let protocol = [
+            "data.validation=none",
+            "augment.random_placement=true",
+            "features.duration=1.5",
+        ];
+        with(tmp.path(), &[&protocol[..], &[n]].concat()).unwrap()
+    };
+    let (one, three) = (crops("augment.test_crops=1"), crops("augment.test_crops=3"));
+    let prepared = prepare(&three, &NoProgress).unwrap();
+    let runs: Vec<_> = [("one", &one), ("three", &three)]
+        .into_iter()
+        .map(|(name, config)| {
+            let root = tmp.path().join(name);
+            let summary = cross_validate(
+                &prepared,
+                config,
+                Some(&[2]),
+                &RunDir::new(&root),
+                &mut Record::default(),
+            )
+            .unwrap();
+            (root.join("fold-02"), summary.folds[0].accuracy)
+        })
+        .collect();
+    // Test crops change the test only, not training.
+    let weights = |dir: &Path| std::fs::read(dir.join("best.safetensors")).unwrap();
+    assert!(weights(&runs[0].0) == weights(&runs[1].0));
+
+    let predictor = Predictor::open(&RunDir::new(&runs[1].0)).unwrap();
+    let model = predictor.model();
+    let part = prepared.subset(&prepared.splits(&three, Some(2)).unwrap(), Split::Test);
+    let loaders = held_out(&prepared, predictor.config(), &part).unwrap();
+    assert_eq!(loaders.len(), 3);
+    let each: Vec<Evaluation> = (loaders.iter())
+        .map(|l| evaluate(model, l).unwrap())
+        .collect();
+    assert_eq!(evaluate_crops(model, &loaders[..1]).unwrap(), each[0]);
+    assert_ne!(each[0].predictions, each[1].predictions);
+    let mean = evaluate_crops(model, &loaders).unwrap();
+    // The first placement is the one-crop run's test, all three the run's.
+    assert_eq!((each[0].accuracy, mean.accuracy), (runs[0].1, runs[1].1));
+    let loss = each.iter().map(|e| e.loss).sum::<f64>() / 3.0;
+    assert!((mean.loss - loss).abs() < 1e-9, "{} {loss}", mean.loss);
+    for (i, p) in mean.predictions.iter().enumerate() {
+        for (c, &got) in p.probabilities.iter().enumerate() {
+            let want = each
+                .iter()
+                .map(|e| e.predictions[i].probabilities[c])
+                .sum::<f32>()
+                / 3.0;
+            assert!((got - want).abs() < 1e-6, "example {i} class {c}");
+        }
+        assert_eq!(p.predicted, argmax(&p.probabilities));
+    }
+
+    for (set, rule) in [
+        ("augment.test_crops=0", "must be in [1, 64]"),
+        ("augment.test_crops=65", "must be in [1, 64]"),
+        (
+            "augment.random_placement=false",
+            "needs augment.random_placement",
+        ),
+    ] {
+        let err = with(tmp.path(), &["augment.test_crops=2", set])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("augment.test_crops") && err.contains(rule),
+            "{err}"
+        );
+    }
 }
 
 #[test]
