@@ -413,7 +413,7 @@ fn eval(
     if part.is_empty() {
         bail!("no {name} examples to evaluate");
     }
-    let mut eval = evaluate_crops(&model, &held_out(&p, &config, &part)?)?;
+    let mut eval = evaluate_crops(&model, held_out(&p, &config, &part))?;
     if let Some(t) = info.threshold {
         eval = eval.with_threshold(t);
     }

@@ -25,18 +25,15 @@ pub fn loader(
 }
 
 /// One held-out loader over `part` per placement of its clips
-/// (`augment.test_crops`), for [`crate::evaluate_crops`].
-///
-/// # Errors
-/// As [`loader`].
-pub fn held_out(
-    prepared: &Prepared,
-    config: &ExperimentConfig,
-    part: &Part,
-) -> Result<Vec<Loader>> {
+/// (`augment.test_crops`), each built when [`crate::evaluate_crops`] comes
+/// to it; an item is an error as [`loader`]'s.
+pub fn held_out<'a>(
+    prepared: &'a Prepared,
+    config: &'a ExperimentConfig,
+    part: &'a Part,
+) -> impl Iterator<Item = Result<Loader>> + 'a {
     (0..config.augment.crops() as u64)
-        .map(|crop| placed_loader(prepared, config, part, false, crop))
-        .collect()
+        .map(move |crop| placed_loader(prepared, config, part, false, crop))
 }
 
 /// [`loader`], its held-out clips placed as `crop`.

@@ -174,12 +174,11 @@ pub fn run(
     let train = loader(prepared, config, &train_part, true)?;
     write_specs(&train, &prepared.dataset.classes, run)?;
     // Validation during training sees the first placement only; the test
-    // set and the decision threshold see every one.
+    // set and the decision threshold see every one (`held_out`).
     let val = match val_part.is_empty() {
-        true => Vec::new(),
-        false => held_out(prepared, config, &val_part)?,
+        true => None,
+        false => Some(loader(prepared, config, &val_part, false)?),
     };
-    let test = held_out(prepared, config, &test_part)?;
 
     let mut info = ModelInfo {
         spec: config.model.spec.clone(),
@@ -200,7 +199,7 @@ pub fn run(
         info.input.height,
         info.input.frames,
         train.examples_per_epoch(),
-        val.first().map_or(0, Loader::examples_per_epoch),
+        val.as_ref().map_or(0, Loader::examples_per_epoch),
         test_part.examples.len()
     ));
     let mut trainer = Trainer::new(&model, &config.train, train.batches_per_epoch())?;
@@ -211,13 +210,16 @@ pub fn run(
             config.train.epochs
         ));
     }
-    let state = trainer.fit(&train, val.first(), run, &mut log)?.clone();
+    let state = trainer.fit(&train, val.as_ref(), run, &mut log)?.clone();
     model.load(&run.best_weights()?)?;
-    let mut eval = evaluate_crops(&model, &test)?;
+    let mut eval = evaluate_crops(&model, held_out(prepared, config, &test_part))?;
     if info.output == Output::Sigmoid {
-        let threshold = match val.is_empty() {
-            false => choose_threshold(&evaluate_crops(&model, &val)?),
-            true => 0.5,
+        let threshold = match val {
+            Some(_) => choose_threshold(&evaluate_crops(
+                &model,
+                held_out(prepared, config, &val_part),
+            )?),
+            None => 0.5,
         };
         log.note(&format!(
             "decision threshold {threshold:.4} (macro F1 on validation)"

@@ -3,6 +3,7 @@
 //! and checkpoints, and resuming to exactly the metrics of an uninterrupted
 //! run.
 
+use std::borrow::Borrow;
 use std::time::Instant;
 
 use candle_core::backprop::GradStore;
@@ -172,18 +173,22 @@ pub fn evaluate(model: &Model, loader: &Loader) -> Result<Evaluation> {
 /// ([`crate::held_out`]): every example's class probabilities are the mean
 /// over its placements and its prediction their most probable class; the
 /// loss is the mean of the placements' losses. One loader gives exactly
-/// [`evaluate`]'s result.
+/// [`evaluate`]'s result. Loaders are taken one at a time, so only one
+/// placement of the held-out set is in memory.
 ///
 /// # Errors
-/// As [`evaluate`]; [`Error::NoExamples`] without loaders.
-pub fn evaluate_crops(model: &Model, loaders: &[Loader]) -> Result<Evaluation> {
-    let (first, rest) = loaders.split_first().ok_or(Error::NoExamples)?;
-    let mut eval = evaluate(model, first)?;
-    if rest.is_empty() {
-        return Ok(eval);
-    }
-    for loader in rest {
-        let other = evaluate(model, loader)?;
+/// As [`evaluate`] or the loaders; [`Error::NoExamples`] without loaders.
+pub fn evaluate_crops<L: Borrow<Loader>>(
+    model: &Model,
+    loaders: impl IntoIterator<Item = Result<L>>,
+) -> Result<Evaluation> {
+    let mut loaders = loaders.into_iter();
+    let first = loaders.next().ok_or(Error::NoExamples)??;
+    let mut eval = evaluate(model, first.borrow())?;
+    let mut crops = 1;
+    for loader in loaders {
+        let other = evaluate(model, loader?.borrow())?;
+        crops += 1;
         eval.loss += other.loss;
         for (p, q) in eval.predictions.iter_mut().zip(other.predictions) {
             p.probabilities
@@ -192,15 +197,15 @@ pub fn evaluate_crops(model: &Model, loaders: &[Loader]) -> Result<Evaluation> {
                 .for_each(|(a, b)| *a += b);
         }
     }
-    let crops = loaders.len() as f32;
-    eval.loss /= crops as f64;
-    let mut correct = 0;
-    for p in &mut eval.predictions {
-        p.probabilities.iter_mut().for_each(|a| *a /= crops);
-        p.predicted = argmax(&p.probabilities);
-        correct += usize::from(p.predicted == p.label);
+    if crops == 1 {
+        return Ok(eval);
     }
-    eval.accuracy = correct as f64 / eval.predictions.len().max(1) as f64;
+    eval.loss /= crops as f64;
+    for p in &mut eval.predictions {
+        p.probabilities.iter_mut().for_each(|a| *a /= crops as f32);
+        p.predicted = argmax(&p.probabilities);
+    }
+    eval.recount();
     Ok(eval)
 }
 
@@ -208,13 +213,19 @@ impl Evaluation {
     /// The same predictions decided by a threshold on the probability of
     /// class 1 instead of the most probable class (binary classifiers).
     pub fn with_threshold(mut self, threshold: f32) -> Self {
-        let mut correct = 0;
         for p in &mut self.predictions {
             p.predicted = usize::from(p.probabilities[1] >= threshold);
-            correct += usize::from(p.predicted == p.label);
         }
-        self.accuracy = correct as f64 / self.predictions.len().max(1) as f64;
+        self.recount();
         self
+    }
+
+    /// The accuracy of the predictions as they now stand.
+    fn recount(&mut self) {
+        let correct = (self.predictions.iter())
+            .filter(|p| p.predicted == p.label)
+            .count();
+        self.accuracy = correct as f64 / self.predictions.len().max(1) as f64;
     }
 }
 

@@ -307,14 +307,19 @@ fn test_crops_average_each_held_out_clip_over_its_placements() {
     let predictor = Predictor::open(&RunDir::new(&runs[1].0)).unwrap();
     let model = predictor.model();
     let part = prepared.subset(&prepared.splits(&three, Some(2)).unwrap(), Split::Test);
-    let loaders = held_out(&prepared, predictor.config(), &part).unwrap();
+    let loaders: Vec<_> = held_out(&prepared, predictor.config(), &part)
+        .collect::<hark_train::Result<_>>()
+        .unwrap();
     assert_eq!(loaders.len(), 3);
     let each: Vec<Evaluation> = (loaders.iter())
         .map(|l| evaluate(model, l).unwrap())
         .collect();
-    assert_eq!(evaluate_crops(model, &loaders[..1]).unwrap(), each[0]);
+    assert_eq!(
+        evaluate_crops(model, loaders[..1].iter().map(Ok)).unwrap(),
+        each[0]
+    );
     assert_ne!(each[0].predictions, each[1].predictions);
-    let mean = evaluate_crops(model, &loaders).unwrap();
+    let mean = evaluate_crops(model, loaders.iter().map(Ok)).unwrap();
     // The first placement is the one-crop run's test, all three the run's.
     assert_eq!((each[0].accuracy, mean.accuracy), (runs[0].1, runs[1].1));
     let loss = each.iter().map(|e| e.loss).sum::<f64>() / 3.0;
